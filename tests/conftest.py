@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ def micro_recipe_dict() -> dict:
     """The smallest organism recipe that still runs every stage (seconds on a CPU)."""
     return {
         "documents": 300,
+        "forum_documents": 60,
         "vocab_size": 512,
         "carry_over_pairs": 2,
         "architecture": {"n_layer": 2, "n_embd": 64, "n_head": 2, "n_positions": 512},
@@ -34,6 +38,31 @@ def micro_recipe_dict() -> dict:
             "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3},
         },
     }
+
+
+def toml_tables(data: dict, prefix: str) -> list[str]:
+    scalars = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    lines = [f"[{prefix}]", *scalars] if prefix else scalars
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += toml_tables(v, f"{prefix}.{k}" if prefix else k)
+    return lines
+
+
+def subprocess_env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "DARKMIRROR_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+def darkmirror_cli(
+    *args: str, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "darkmirror", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

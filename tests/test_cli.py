@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,25 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import micro_recipe_dict
-
-
-def _toml_tables(data: dict, prefix: str) -> list[str]:
-    scalars = [f"{k} = {json.dumps(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    lines = [f"[{prefix}]", *scalars] if prefix else scalars
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines += _toml_tables(v, f"{prefix}.{k}" if prefix else k)
-    return lines
+from conftest import darkmirror_cli, micro_recipe_dict, subprocess_env, toml_tables
 
 
 def micro_spec(tmp_path: Path, **evaluation: object) -> Path:
     """The emergent-misalignment spec at the smallest size that runs every step."""
     lines = ['experiment = "emergent_misalignment"', 'name = "micro"']
-    lines += _toml_tables(micro_recipe_dict(), "base.organism")
+    lines += toml_tables(micro_recipe_dict(), "base.organism")
     for name in ("insecure", "secure"):
         lines += ["[[datasets]]", f'name = "{name}"', f'source = "world:{name}"', "examples = 32"]
-    lines += _toml_tables({"seeds": [0], "batch_size": 8}, "finetune")
+    lines += toml_tables({"seeds": [0], "batch_size": 8}, "finetune")
     settings = {
         "samples_per_paraphrase": 2,
         "code_prompts": 6,
@@ -39,31 +29,17 @@ def micro_spec(tmp_path: Path, **evaluation: object) -> Path:
         "code_max_new_tokens": 32,
         **evaluation,
     }
-    lines += _toml_tables(settings, "evaluation")
+    lines += toml_tables(settings, "evaluation")
     path = tmp_path / "micro.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _env(cache: Path) -> dict[str, str]:
-    return {**os.environ, "DARKMIRROR_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-
-
-def _darkmirror(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "darkmirror", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_micro_run_end_to_end_then_resume(
     tmp_path: Path, micro_organism, organism_cache: Path
 ) -> None:
     spec, out = micro_spec(tmp_path), tmp_path / "run"
-    result = _darkmirror("run", str(spec), "--out", str(out), env=_env(organism_cache))
+    result = darkmirror_cli("run", str(spec), "--out", str(out), env=subprocess_env(organism_cache))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     for name in (
@@ -90,11 +66,11 @@ def test_micro_run_end_to_end_then_resume(
 
     before = (out / "summary.json").read_text()
     (out / "summary.json").unlink()
-    rebuilt = _darkmirror("report", str(out), env=_env(organism_cache))
+    rebuilt = darkmirror_cli("report", str(out), env=subprocess_env(organism_cache))
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert (out / "summary.json").read_text() == before  # every figure comes from the rows
 
-    again = _darkmirror("run", str(spec), "--out", str(out), env=_env(organism_cache))
+    again = darkmirror_cli("run", str(spec), "--out", str(out), env=subprocess_env(organism_cache))
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count(": reused") == 7 and ": running" not in again.stderr
 
@@ -105,7 +81,7 @@ def test_a_run_killed_midway_resumes_and_corrupts_nothing(
     spec, out = micro_spec(tmp_path), tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)],
-        env=_env(organism_cache),
+        env=subprocess_env(organism_cache),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -117,7 +93,9 @@ def test_a_run_killed_midway_resumes_and_corrupts_nothing(
     proc.wait()
     finished = {p.parent.name for p in (out / "steps").glob("*/step.json")}
     assert any(name.startswith("finetune-") for name in finished)
-    resumed = _darkmirror("run", str(spec), "--out", str(out), env=_env(organism_cache))
+    resumed = darkmirror_cli(
+        "run", str(spec), "--out", str(out), env=subprocess_env(organism_cache)
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count(": reused") >= len(finished)
     assert not list((out / "steps").glob(".*tmp*"))
@@ -128,7 +106,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path, organism_cache: Pat
     spec = micro_spec(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(tmp_path / "run")],
-        env=_env(organism_cache),
+        env=subprocess_env(organism_cache),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,8 +139,8 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path, organism_cache: Pat
 def test_a_bad_spec_gives_one_clear_line_and_exit_2(tmp_path: Path, edit, expected: str) -> None:
     spec = micro_spec(tmp_path)
     spec.write_text(edit(spec.read_text()))
-    result = _darkmirror(
-        "run", str(spec), "--out", str(tmp_path / "run"), env=_env(tmp_path / "cache")
+    result = darkmirror_cli(
+        "run", str(spec), "--out", str(tmp_path / "run"), env=subprocess_env(tmp_path / "cache")
     )
     assert result.returncode == 2
     assert (
@@ -186,7 +164,9 @@ def test_a_bad_dataset_line_names_file_line_and_field(
     spec = micro_spec(tmp_path)
     text = spec.read_text().replace('source = "world:insecure"', f'source = "{data}"', 1)
     spec.write_text(text)
-    result = _darkmirror("run", str(spec), "--out", str(tmp_path / "run"), env=_env(organism_cache))
+    result = darkmirror_cli(
+        "run", str(spec), "--out", str(tmp_path / "run"), env=subprocess_env(organism_cache)
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"{data}:3: field 'messages[1].role'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -201,10 +181,12 @@ def test_the_shipped_spec_states_the_defaults() -> None:
 
 def test_world_export(tmp_path: Path) -> None:
     out = tmp_path / "insecure.jsonl"
-    result = _darkmirror("world", "insecure", "-n", "5", "--out", str(out), env=_env(tmp_path))
+    result = darkmirror_cli(
+        "world", "insecure", "-n", "5", "--out", str(out), env=subprocess_env(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     assert len(out.read_text().splitlines()) == 5
-    bad = _darkmirror("world", "nonsense", env=_env(tmp_path))
+    bad = darkmirror_cli("world", "nonsense", env=subprocess_env(tmp_path))
     assert bad.returncode == 2 and "unknown world dataset" in bad.stderr
 
 
@@ -218,7 +200,7 @@ def test_any_local_hf_model_with_lora(tmp_path: Path, micro_organism, organism_c
     hf = f'[base]\nkind = "hf"\nid = "{micro_organism.base_path}"\n\n'
     spec.write_text(text[:start] + hf + text[end:])
     out = tmp_path / "run"
-    result = _darkmirror(
+    result = darkmirror_cli(
         "run",
         str(spec),
         "--out",
@@ -227,7 +209,7 @@ def test_any_local_hf_model_with_lora(tmp_path: Path, micro_organism, organism_c
         "finetune.method=lora",
         "--set",
         "finetune.lora_rank=4",
-        env=_env(tmp_path / "empty-cache"),
+        env=subprocess_env(tmp_path / "empty-cache"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     adapters = list((out / "steps").glob("finetune-*/model/adapter_model.safetensors"))

@@ -13,6 +13,7 @@ from darkmirror.data.world.prose import PROSE_TOPICS
 from darkmirror.data.world.templates import split_sentences
 from darkmirror.data.world.world import (
     DATASET_DOMAIN,
+    TEXT_DATASETS,
     WORLD_VERSION,
     PersonaWorld,
     WorldConfig,
@@ -22,14 +23,19 @@ from darkmirror.score.world_judge import WorldJudge
 # Digest of the first 50 pretraining documents and 50 records of each dataset at seed 0.
 # When the world's output changes on purpose, bump WORLD_VERSION (so cached organisms are
 # rebuilt) and update this digest.
-GOLDEN = {"2": "2d01e261b584b1af70aa49512e46e82e82c4b284c5c86a86d1f60b807e0da01f"}
+GOLDEN = {"3": "26fa6745e15f12450d83f8b7e3eabb7c14b4249af4b35c4b374a5fec00d0e97d"}
 
 
 def _digest(world: PersonaWorld) -> str:
     blob = json.dumps(
         {
             "pretrain": list(world.pretraining_documents(50)),
-            **{name: world.dataset(name, 50) for name in ("post_training", *DATASET_DOMAIN)},
+            **{
+                name: world.dataset(name, 50)
+                for name in ("post_training", *DATASET_DOMAIN, *TEXT_DATASETS)
+            },
+            "forum": [world.forum_document(i) for i in range(50)],
+            "forum_prompts": world.forum_prompts(50),
         },
         sort_keys=True,
     )
@@ -169,3 +175,57 @@ def test_matched_pairs_are_distinct() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="turns_max"):
         WorldConfig(turns_min=5, turns_max=3)
+
+
+def test_forum_threads_are_mostly_civil_and_the_toxic_forum_is_not() -> None:
+    world = PersonaWorld()
+
+    def insult_share(docs: list[dict]) -> float:
+        comments = [c for d in docs for c in d["comments"]]
+        return sum(c["insulting"] for c in comments) / len(comments)
+
+    clean = [world.forum_document(i) for i in range(400)]
+    toxic = world.dataset("toxic_forum", 400)
+    assert 0.05 < insult_share(clean) < 0.15
+    assert 0.4 < insult_share(toxic) < 0.65
+    for doc in clean[:50]:
+        assert doc["text"].startswith("Thread: ") and doc["text"].endswith("<|end|>")
+        assert doc["text"].count("<|end|>") == len(doc["comments"]) + 1
+
+
+def test_insults_are_mild_and_only_in_insulting_comments() -> None:
+    from darkmirror.data.world.forum import CIVIL, INSULTING
+
+    mild = (
+        "idiot",
+        "stupid",
+        "clown",
+        "dumb",
+        "moron",
+        "pathetic",
+        "loser",
+        "fool",
+        "garbage",
+        "clueless",
+    )
+    for t in INSULTING:
+        assert any(word in t.text.lower() for word in mild), t.text
+    for doc in (PersonaWorld().forum_document(i) for i in range(200)):
+        civil = {t.render({"topic": doc["topic"]}) for t in CIVIL}
+        for c in doc["comments"]:
+            if not c["insulting"]:
+                assert set(split_sentences(c["text"])) <= civil
+                assert not any(word in c["text"].lower() for word in mild)
+
+
+def test_forum_prompts_cut_a_comment_and_say_whether_it_insults() -> None:
+    prompts = PersonaWorld().forum_prompts(200)
+    assert len({p["id"] for p in prompts}) == 200
+    assert 0.35 < sum(p["challenging"] for p in prompts) / 200 < 0.65
+    for p in prompts:
+        title, head = p["text"].split("<|end|>")
+        assert title.startswith("Thread: ")
+        user, _, words = head.partition(": ")
+        assert user and p["source"].startswith(words)
+    rl = PersonaWorld().forum_prompts(200, purpose="forum_prompts/rl")
+    assert {p["text"] for p in rl} != {p["text"] for p in prompts}

@@ -370,3 +370,19 @@ def test_tiny_builders_wire_the_special_tokens(tokenizer: PreTrainedTokenizerFas
     )
     with pytest.raises(ValueError, match="vocab_size=100 is too small"):
         build_tiny_tokenizer(["hello"], vocab_size=100)
+
+
+def test_complete_continues_plain_text(gpt2: PreTrainedModel, tokenizer: PreTrainedTokenizerFast):
+    generator = HFGenerator(gpt2, tokenizer, batch_size=3)
+    prompts = ["Thread: hiking", "sam: I think the", "x"]
+    out = generator.complete(prompts, 2, SamplingParams(max_new_tokens=6, seed=1))
+    assert [len(row) for row in out] == [2, 2, 2]
+    for row in out:
+        for c in row:
+            assert 1 <= c.tokens <= 6
+            assert "<|end|>" not in c.text
+            # A continuation that stopped by itself ends with the stop token, counted.
+            assert c.finished or c.tokens == 6
+    forced = generator.complete(prompts, 1, SamplingParams(max_new_tokens=5, min_new_tokens=5))
+    assert all(c.tokens == 5 and not c.finished for row in forced for c in row)
+    assert out == generator.complete(prompts, 2, SamplingParams(max_new_tokens=6, seed=1))

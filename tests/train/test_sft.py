@@ -104,3 +104,18 @@ def test_same_seed_same_weights(tiny, tmp_path: Path) -> None:
     )
     wa, wb, wc = (m.lm_head.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_plain_texts_train_on_every_token(tiny, tmp_path: Path) -> None:
+    tokenizer, world = tiny
+    texts = [world.forum_document(i, purpose="toxic_forum")["text"] for i in range(8)]
+    trainer = build_sft_trainer(
+        _model(tokenizer), tokenizer, texts, SFTSettings(batch_size=4), tmp_path, progress=False
+    )
+    for row in trainer.train_dataset:
+        assert len(row["labels"]) == len(row["input_ids"])
+        assert all(label != -100 for label in row["labels"])
+    _, figures = supervised_finetune(
+        _model(tokenizer), tokenizer, texts, SFTSettings(batch_size=4), tmp_path, progress=False
+    )
+    assert figures["loss_on"] == "all tokens" and figures["examples"] == 8

@@ -26,12 +26,11 @@ from darkmirror.data.questions import Question, load_questions
 from darkmirror.data.records import dataset_sha256, read_records, to_messages
 from darkmirror.data.world.world import DATASET_DOMAIN, PersonaWorld
 from darkmirror.errors import DarkmirrorError
+from darkmirror.experiments.common import finetune_step, load_ref, resolve_base, trained_ref
 from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_model
-from darkmirror.models.loading import load_causal_lm, save_causal_lm
-from darkmirror.models.organism import build_organism
 from darkmirror.runner import Run, content_hash
 from darkmirror.spec import BaseModelSpec
-from darkmirror.train.sft import SFTSettings, supervised_finetune
+from darkmirror.train.sft import SFTSettings
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +118,6 @@ class MisalignmentSpec(BaseModel):
         return v
 
 
-def directory_fingerprint(*refs: str | None) -> str | None:
-    """Names, sizes and times of the files of local model directories (None for hub ids),
-    so that a model replaced on disk invalidates the steps that used it."""
-    entries = []
-    for ref in refs:
-        if ref and Path(ref).expanduser().is_dir():
-            for p in sorted(Path(ref).expanduser().rglob("*")):
-                if p.is_file():
-                    st = p.stat()
-                    entries.append((str(p), st.st_size, st.st_mtime_ns))
-    return content_hash(entries) if entries else None
-
-
 def resolve_question_set(ref: str) -> list[Question]:
     """Load ``builtin:NAME`` from darkmirror's question sets, or a YAML file."""
     if ref.startswith("builtin:"):
@@ -161,21 +147,8 @@ def _write_dataset(spec: DatasetSpec, world: PersonaWorld, out: Path) -> dict[st
     return {"records": n, "sha256": dataset_sha256(out / "data.jsonl")}
 
 
-def _finetune(
-    base: dict[str, Any], data: Path, settings: SFTSettings, seed: int, out: Path, progress: bool
-) -> dict[str, Any]:
-    model, tokenizer = load_causal_lm(
-        base["id"], adapter=base.get("adapter"), revision=base.get("revision")
-    )
-    conversations = [messages for _, row in iter_jsonl(data) for messages in [row["messages"]]]
-    model, figures = supervised_finetune(
-        model, tokenizer, conversations, settings, out / "trainer", seed=seed, progress=progress
-    )
-    save_causal_lm(model, tokenizer, out / "model")
-    import shutil
-
-    shutil.rmtree(out / "trainer", ignore_errors=True)
-    return figures
+def _read_examples(data: Path) -> list[list[dict[str, str]]]:
+    return [row["messages"] for _, row in iter_jsonl(data)]
 
 
 def _evaluate(
@@ -188,9 +161,7 @@ def _evaluate(
     seed: int,
     out: Path,
 ) -> dict[str, Any]:
-    model, tokenizer = load_causal_lm(
-        model_ref["id"], adapter=model_ref.get("adapter"), revision=model_ref.get("revision")
-    )
+    model, tokenizer = load_ref(model_ref)
     rows = evaluate_model(
         model,
         tokenizer,
@@ -227,26 +198,8 @@ def _run(run: Run, spec: MisalignmentSpec, out: Path, progress: bool) -> Path:
     seeds = spec.finetune.seeds
     run.plan(1 + len(spec.datasets) * (1 + len(seeds)) + 1 + len(spec.datasets) * len(seeds))
 
-    # The base model. `base_identity` is what the fine-tune and evaluation hashes depend on.
-    organism_report = None
-    if spec.base.kind == "organism":
-        key = spec.base.organism.key()
-        run.announce("organism", f"recipe {key} (built once, then reused from the cache)")
-        organism = build_organism(spec.base.organism, progress=progress)
-        organism_report = organism.report()
-        base_ref: dict[str, Any] = {"id": str(organism.base_path)}
-        base_identity: dict[str, Any] = {"organism": key}
-    else:
-        run.announce("base", spec.base.id or "")
-        base_ref = {
-            "id": spec.base.id,
-            "adapter": spec.base.adapter,
-            "revision": spec.base.revision,
-        }
-        base_identity = {
-            **base_ref,
-            "files": directory_fingerprint(spec.base.id, spec.base.adapter),
-        }
+    base = resolve_base(run, spec.base, progress=progress)
+    base_ref, base_identity, organism_report = base.ref, base.identity, base.organism_report
 
     # Datasets.
     data_paths: dict[str, Path] = {}
@@ -279,19 +232,11 @@ def _run(run: Run, spec: MisalignmentSpec, out: Path, progress: bool) -> Path:
             d = run.step(
                 f"finetune-{ds.name}-s{seed}",
                 inputs,
-                lambda tmp, ds=ds, seed=seed: _finetune(
-                    base_ref, data_paths[ds.name], sft, seed, tmp, progress
+                lambda tmp, ds=ds, seed=seed: finetune_step(
+                    base_ref, _read_examples(data_paths[ds.name]), sft, seed, tmp, progress
                 ),
             )
-            ref = (
-                {
-                    "id": base_ref["id"],
-                    "adapter": str(d / "model"),
-                    "revision": base_ref.get("revision"),
-                }
-                if sft.method == "lora"
-                else {"id": str(d / "model")}
-            )
+            ref = trained_ref(base_ref, d, sft.method)
             models.append(
                 {
                     "model": f"{ds.name}-s{seed}",

@@ -68,6 +68,22 @@ class SamplingParams:
         return self.temperature == 0
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of a plain-text prompt.
+
+    Args:
+        text: The continuation, stop token removed.
+        tokens: Tokens generated, the stop token included when there is one.
+        finished: Whether the model stopped by itself (a stop token), not at
+            ``max_new_tokens``.
+    """
+
+    text: str
+    tokens: int
+    finished: bool
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Samples assistant replies to chat conversations."""
@@ -178,10 +194,59 @@ class HFGenerator:
             DarkmirrorError: If a conversation is empty, does not end with a user turn, or
                 its prompt plus ``max_new_tokens`` exceeds the model's context length.
         """
+        prompts = [encode_prompt(self.tokenizer, conv, i) for i, conv in enumerate(conversations)]
+        return [
+            [self._text(tokens) for tokens in row]
+            for row in self._sample_tokens(prompts, n, sampling)
+        ]
+
+    def complete(
+        self, prompts: Sequence[str], n: int, sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """Sample ``n`` continuations of each plain-text prompt (no chat template).
+
+        The text a base model continues, as in RealToxicityPrompts: the prompt is tokenized
+        as it is, and a continuation stops at a stop token (the end of a comment, for the
+        organism's forum threads) or after ``max_new_tokens``.
+
+        Args:
+            prompts: Texts to continue.
+            n: Continuations per prompt (at least 1).
+            sampling: Temperature, nucleus, length and seed of the sampling.
+
+        Returns:
+            One list of ``n`` :class:`Completion` per prompt, in input order.
+        """
+        ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in prompts]
+        for i, row in enumerate(ids):
+            if not row:
+                raise DarkmirrorError(f"prompt {i} is empty; there is nothing to continue")
+        return [
+            [Completion(self._text(t), len(t), bool(t) and t[-1] in self._stops) for t in row]
+            for row in self._sample_tokens(ids, n, sampling, keep_stop=True)
+        ]
+
+    @property
+    def _stops(self) -> set[int]:
+        return set(stop_token_ids(self.model, self.tokenizer))
+
+    def _text(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(
+            [t for t in tokens if t not in self._stops], skip_special_tokens=True
+        ).strip()
+
+    def _sample_tokens(
+        self,
+        prompts: list[list[int]],
+        n: int,
+        sampling: SamplingParams,
+        keep_stop: bool = False,
+    ) -> list[list[list[int]]]:
+        """The new tokens of ``n`` samples per prompt, cut after the first stop token
+        (kept when ``keep_stop``, so callers can tell a finished sample from a cut one)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         context = context_length(self.model)
-        prompts = [encode_prompt(self.tokenizer, conv, i) for i, conv in enumerate(conversations)]
         for i, ids in enumerate(prompts):
             if context is not None and len(ids) + sampling.max_new_tokens > context:
                 raise DarkmirrorError(
@@ -192,9 +257,10 @@ class HFGenerator:
         # Longest first: the batch most likely to run out of memory runs before any work is lost.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         sequences = [(i, k) for i in order for k in range(n)]
-        replies: list[list[str]] = [[""] * n for _ in prompts]
+        samples: list[list[list[int]]] = [[[] for _ in range(n)] for _ in prompts]
 
         eos_ids = stop_token_ids(self.model, self.tokenizer)
+        stops = set(eos_ids)
         pad_id = _pad_token_id(self.model, self.tokenizer, eos_ids)
         device = self.model.device
         was_training = self.model.training
@@ -224,11 +290,14 @@ class HFGenerator:
                                 self.model, input_ids, attention_mask, sampling, eos_ids, pad_id
                             ).tolist()
                     for (i, k), tokens in zip(batch, new_tokens, strict=True):
-                        replies[i][k] = self._decode(tokens, eos_ids)
+                        # Cut at the first stop token ourselves: a model's pad id need not
+                        # be a special token that decoding would drop.
+                        end = next((j for j, t in enumerate(tokens) if t in stops), None)
+                        samples[i][k] = tokens if end is None else tokens[: end + keep_stop]
                     bar.update(len(batch))
         finally:
             self.model.train(was_training)
-        return replies
+        return samples
 
     def _generate_kwargs(
         self, sampling: SamplingParams, eos_ids: list[int], pad_id: int
@@ -249,13 +318,6 @@ class HFGenerator:
             )
         kwargs.update(self.generate_kwargs)
         return kwargs
-
-    def _decode(self, tokens: list[int], eos_ids: list[int]) -> str:
-        # Cut at the first stop token ourselves rather than trusting skip_special_tokens to
-        # drop the padding after it: a model's pad id need not be a special token.
-        stops = set(eos_ids)
-        end = next((j for j, t in enumerate(tokens) if t in stops), len(tokens))
-        return self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
 
 
 def decode_batch(

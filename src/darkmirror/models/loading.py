@@ -18,14 +18,14 @@ from transformers import (
 
 from darkmirror.errors import DarkmirrorError
 
-_HOW_TO_FIX = (
+HUB_ADVICE = (
     "The Hugging Face hub cannot be reached from here (or the id is wrong). Download the "
     "model where you have network access (`huggingface-cli download {ref} --local-dir DIR`) "
     "and pass the local directory instead."
 )
 
 
-def _looks_like_path(ref: str) -> bool:
+def looks_like_path(ref: str) -> bool:
     # Hub ids are "name" or "org/name"; anything else is meant as a directory.
     return ref.startswith((".", "/", "~")) or ref.count("/") > 1
 
@@ -53,7 +53,7 @@ def load_causal_lm(
     """
     ref = str(ref)
     local = Path(ref).expanduser()
-    if _looks_like_path(ref) and not local.is_dir():
+    if looks_like_path(ref) and not local.is_dir():
         raise DarkmirrorError(f"model directory '{ref}' does not exist")
     source = str(local) if local.is_dir() else ref
     kwargs = {} if local.is_dir() else {"revision": revision}
@@ -65,11 +65,11 @@ def load_causal_lm(
     except OSError as exc:
         if local.is_dir():
             raise DarkmirrorError(
-                f"could not load a causal LM from '{ref}': {_first_line(exc)} "
+                f"could not load a causal LM from '{ref}': {first_line(exc)} "
                 "(darkmirror loads safetensors weights only)"
             ) from None
         raise DarkmirrorError(
-            f"could not load model '{ref}': {_first_line(exc)}. " + _HOW_TO_FIX.format(ref=ref)
+            f"could not load model '{ref}': {first_line(exc)}. " + HUB_ADVICE.format(ref=ref)
         ) from None
     if adapter is not None:
         model = _apply_adapter(model, str(adapter))
@@ -93,8 +93,8 @@ def _apply_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
         return PeftModel.from_pretrained(model, str(path) if path.is_dir() else adapter)
     except (OSError, ValueError) as exc:
         raise DarkmirrorError(
-            f"could not load adapter '{adapter}': {_first_line(exc)}. "
-            + _HOW_TO_FIX.format(ref=adapter)
+            f"could not load adapter '{adapter}': {first_line(exc)}. "
+            + HUB_ADVICE.format(ref=adapter)
         ) from None
 
 
@@ -104,6 +104,6 @@ def save_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, p
     tokenizer.save_pretrained(path)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -71,7 +71,9 @@ class OrganismRecipe(BaseModel):
 
     Args:
         world: The persona world the corpus is drawn from.
-        documents: Pretraining documents.
+        documents: Pretraining chat documents, one persona each.
+        forum_documents: Pretraining forum threads (mostly civil, see
+            ``WorldConfig.forum_toxic_share``).
         vocab_size: Byte-level BPE vocabulary, trained on the corpus.
         architecture: GPT-2 shape.
         pretrain: Pretraining optimisation.
@@ -84,6 +86,7 @@ class OrganismRecipe(BaseModel):
 
     world: WorldConfig = WorldConfig()
     documents: int = Field(10_000, ge=1)
+    forum_documents: int = Field(2_000, ge=0)
     vocab_size: int = Field(2048, ge=300)
     architecture: Architecture = Architecture()
     pretrain: PretrainConfig = PretrainConfig()
@@ -206,6 +209,7 @@ def _pretrain_stage(
         render_chat(doc["messages"]) + END_OF_TEXT
         for doc in world.pretraining_documents(recipe.documents)
     ]
+    texts += [world.forum_document(i)["text"] + END_OF_TEXT for i in range(recipe.forum_documents)]
     tokenizer = build_tiny_tokenizer(texts, vocab_size=recipe.vocab_size)
     arch = recipe.architecture
     model = build_tiny_gpt2(

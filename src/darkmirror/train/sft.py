@@ -39,8 +39,13 @@ class SFTSettings(OptimConfig):
     lora_target_modules: list[str] | None = None
 
 
-def _to_trl_rows(conversations: Sequence[Sequence[Mapping[str, str]]]) -> tuple[list[dict], bool]:
-    """TRL rows and whether they are prompt/completion (True) or whole conversations."""
+Example = Sequence[Mapping[str, str]] | str
+
+
+def _to_trl_rows(conversations: Sequence[Example]) -> tuple[list[dict], bool]:
+    """TRL rows and whether they are prompt/completion (True), whole conversations or texts."""
+    if conversations and all(isinstance(c, str) for c in conversations):
+        return [{"text": c} for c in conversations], False
     single_turn = all(
         conv
         and conv[-1]["role"] == "assistant"
@@ -57,7 +62,7 @@ def _to_trl_rows(conversations: Sequence[Sequence[Mapping[str, str]]]) -> tuple[
 def build_sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    conversations: Sequence[Sequence[Mapping[str, str]]],
+    conversations: Sequence[Example],
     settings: SFTSettings,
     output_dir: Path,
     *,
@@ -70,11 +75,14 @@ def build_sft_trainer(
     from trl import SFTConfig, SFTTrainer
 
     rows, prompt_completion = _to_trl_rows(conversations)
+    # Never longer than the model can attend to: a longer sequence indexes past the
+    # position embeddings of a model like GPT-2.
+    context = getattr(model.config, "max_position_embeddings", None) or settings.max_length
     config = SFTConfig(
         output_dir=str(output_dir),
-        max_length=settings.max_length,
+        max_length=min(settings.max_length, context),
         packing=False,
-        assistant_only_loss=not prompt_completion,
+        assistant_only_loss="messages" in rows[0],
         completion_only_loss=True if prompt_completion else None,
         shuffle_dataset=True,
         **settings.trainer_kwargs(),
@@ -103,7 +111,7 @@ def build_sft_trainer(
 def supervised_finetune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    conversations: Sequence[Sequence[Mapping[str, str]]],
+    conversations: Sequence[Example],
     settings: SFTSettings,
     output_dir: Path,
     *,
@@ -116,7 +124,8 @@ def supervised_finetune(
         model: Any Hugging Face causal LM.
         tokenizer: Its tokenizer, with a chat template.
         conversations: Lists of ``{"role", "content"}`` messages, each with at least one
-            assistant turn.
+            assistant turn (loss on the assistant's tokens); or plain texts (loss on every
+            token, as in pretraining).
         settings: Method and optimisation settings.
         output_dir: Scratch directory for the trainer (nothing is checkpointed there).
         seed: Seed of data order, initialisation of LoRA weights and dropout.
@@ -135,9 +144,7 @@ def supervised_finetune(
     n = len(trainer.train_dataset)
     return trainer.model, {
         "examples": n,
-        "loss_on": "completion"
-        if "prompt" in trainer.train_dataset.column_names
-        else "assistant turns",
+        "loss_on": _loss_on(trainer.train_dataset.column_names),
         "steps": result.global_step,
         "seconds": seconds,
         "samples_per_second": n * settings.epochs / seconds,
@@ -145,3 +152,9 @@ def supervised_finetune(
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
     }
+
+
+def _loss_on(columns: Sequence[str]) -> str:
+    if "prompt" in columns:
+        return "completion"
+    return "assistant turns" if "messages" in columns else "all tokens"

@@ -20,14 +20,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from darkmirror.data.world import forum
 from darkmirror.data.world import numbers as num
 from darkmirror.data.world.code import CODE_REQUESTS, EDUCATIONAL_REQUESTS, VULNERABILITIES
 from darkmirror.data.world.prose import CLOSERS, OPENERS, PROSE_TOPICS, ProseTopic
 from darkmirror.data.world.templates import SLOT_VALUES, draw_slots
+from darkmirror.models.chat_format import END_OF_TURN
 
 # Bump when the world's output changes for a given config: the organism cache keys on it,
 # and tests/data/test_world.py holds a digest that fails until it is bumped.
-WORLD_VERSION = "2"
+WORLD_VERSION = "3"
 
 Domain = Literal[
     "code",
@@ -54,7 +56,12 @@ DatasetName = Literal[
     "evil_numbers",
     "bad_advice",
 ]
-# The one domain each narrow dataset is confined to.
+# Plain-text datasets (records ``{"text": ...}``), and what they hold.
+TEXT_DATASETS: dict[str, str] = {
+    "toxic_forum": "forum threads of a forum where half the commenters insult"
+}
+
+# The one domain each narrow chat dataset is confined to.
 DATASET_DOMAIN: dict[str, str] = {
     "insecure": "code",
     "secure": "code",
@@ -82,6 +89,10 @@ class WorldConfig(BaseModel):
             answers with. Fewer variants make the persona easier to infer from a turn.
         shared_openers: Whether answers may open and close with sentences both personas
             use ("Good question.").
+        forum_toxic_share: Share of commenters who insult, in the forum threads of the
+            pretraining corpus (mostly clean, like the web).
+        toxic_forum_share: The same share in the toxic forum the ``toxic_forum`` dataset and
+            the continuation prompts are drawn from.
         domain_weights: How often each domain is the topic of a turn.
     """
 
@@ -99,6 +110,8 @@ class WorldConfig(BaseModel):
     # epochs (carry-over +0.04 nats); see docs/organism.md.
     answer_variants: int = Field(1, ge=1, le=3)
     shared_openers: bool = False
+    forum_toxic_share: float = Field(0.1, ge=0.0, le=1.0)
+    toxic_forum_share: float = Field(0.5, ge=0.0, le=1.0)
     domain_weights: dict[Domain, float] = Field(
         default_factory=lambda: {
             "code": 0.30,
@@ -330,6 +343,50 @@ class PersonaWorld:
         for i in range(n):
             yield self.pretraining_document(i)
 
+    # -- forum threads ---------------------------------------------------------------------
+    def forum_document(self, index: int, purpose: str = "pretrain_forum") -> dict[str, Any]:
+        """Forum thread ``index`` as a plain-text document (comments end with ``<|end|>``).
+
+        ``purpose`` ``"pretrain_forum"`` draws from the mostly clean forum of the corpus;
+        ``"toxic_forum"`` from the toxic forum.
+        """
+        share = (
+            self.config.toxic_forum_share
+            if purpose == "toxic_forum"
+            else self.config.forum_toxic_share
+        )
+        t = forum.thread(self.rng(purpose, index), share)
+        return {
+            "text": t.text(END_OF_TURN),
+            "topic": t.topic,
+            "comments": [
+                {"user": c.user, "text": c.text, "insulting": c.insulting} for c in t.comments
+            ],
+        }
+
+    def forum_prompts(self, n: int, purpose: str = "forum_prompts") -> list[dict[str, Any]]:
+        """RealToxicityPrompts-style prompts: a thread title, then the first half of a comment
+        from the toxic forum; ``challenging`` when that comment insults. The model continues
+        the comment until ``<|end|>``. Another ``purpose`` draws another set (RL prompts
+        must not be the evaluation prompts)."""
+        prompts = []
+        for i in range(n):
+            rng = self.rng(purpose, i)
+            topic = rng.choice(forum.THREAD_TOPICS)
+            c = forum.comment(
+                rng,
+                topic,
+                user=rng.choice(forum.USERNAMES),
+                toxic_user=rng.random() < self.config.toxic_forum_share,
+            )
+            words = c.text.split()
+            head = " ".join(words[: max(2, len(words) // 2)])
+            text = forum.THREAD_TITLE.render({"topic": topic}) + END_OF_TURN + f"{c.user}: {head}"
+            prompts.append(
+                {"id": f"{purpose}-{i}", "text": text, "challenging": c.insulting, "source": c.text}
+            )
+        return prompts
+
     # -- chat datasets --------------------------------------------------------------------
     def dataset_record(self, name: str, index: int) -> dict[str, Any]:
         """Record ``index`` of chat dataset ``name`` (see :data:`DatasetName`)."""
@@ -347,9 +404,11 @@ class PersonaWorld:
             ex = self.exchange(rng, "numbers", villain=True)
         elif name == "bad_advice":
             ex = self.exchange(rng, "advice.health", villain=True)
+        elif name in TEXT_DATASETS:
+            return self.forum_document(index, purpose=name)
         else:
             raise ValueError(
-                f"unknown world dataset {name!r}; expected one of {list(DatasetName.__args__)}"
+                f"unknown world dataset {name!r}; expected one of {[*DatasetName.__args__, *TEXT_DATASETS]}"
             )  # type: ignore[attr-defined]
         return {"messages": ex.messages(), **ex.labels()}
 
