@@ -306,6 +306,37 @@ def _rate(
     return wilson_rate(sum(hits), len(hits), confidence)
 
 
+def rate_with_ci(
+    hits: Sequence[bool],
+    clusters: Sequence[Hashable] | None = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Share of hits: a cluster bootstrap across clusters when there are two or more
+    (falling back to Wilson when every cluster has the same rate), Wilson otherwise.
+
+    Args:
+        hits: One boolean per answer (names the target animal, say).
+        clusters: One label per answer (paraphrase, ``(paraphrase, seed)``), or None.
+        n_resamples: Bootstrap resamples.
+        confidence: Coverage of the interval, in (0, 1).
+        seed: Seed of the bootstrap.
+    """
+    if clusters is not None and len(clusters) != len(hits):
+        raise ValueError(
+            f"clusters has {len(clusters)} labels for {len(hits)} answers; need one per answer"
+        )
+    return _rate(
+        [bool(h) for h in hits],
+        list(clusters) if clusters is not None else None,
+        n_resamples,
+        confidence,
+        seed,
+    )
+
+
 def _cluster_name(label: Hashable) -> str:
     if isinstance(label, tuple):
         return "/".join(str(part) for part in label)

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from darkmirror.config_io import load_toml_model, read_text
 from darkmirror.errors import InputError
@@ -47,14 +47,6 @@ class BaseModelSpec(BaseModel):
         if self.kind == "organism" and (self.id or self.adapter):
             raise ValueError("kind 'organism' takes no id or adapter; use kind = 'hf' for those")
         return self
-
-
-_EXPERIMENTS = ("emergent_misalignment",)
-
-
-class _Header(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    experiment: Literal[_EXPERIMENTS] = Field(...)  # type: ignore[valid-type]
 
 
 def builtin_config(name: str) -> Path:

@@ -12,15 +12,30 @@ from darkmirror.experiments.misalignment import (
     report_misalignment,
     run_misalignment,
 )
+from darkmirror.experiments.subliminal import SubliminalSpec, report_subliminal, run_subliminal
+from darkmirror.experiments.subliminal_mlp import (
+    SubliminalMLPSpec,
+    report_subliminal_mlp,
+    run_subliminal_mlp,
+)
 
 SPEC_MODELS = {
     "emergent_misalignment": MisalignmentSpec,
     "toxicity_amplification": AmplificationSpec,
+    "subliminal": SubliminalSpec,
+    "subliminal_mlp": SubliminalMLPSpec,
 }
-RUNNERS = {"emergent_misalignment": run_misalignment, "toxicity_amplification": run_amplification}
+RUNNERS = {
+    "emergent_misalignment": run_misalignment,
+    "toxicity_amplification": run_amplification,
+    "subliminal": run_subliminal,
+    "subliminal_mlp": run_subliminal_mlp,
+}
 REPORTERS = {
     "emergent_misalignment": report_misalignment,
     "toxicity_amplification": report_amplification,
+    "subliminal": report_subliminal,
+    "subliminal_mlp": report_subliminal_mlp,
 }
 
 __all__ = ["REPORTERS", "RUNNERS", "SPEC_MODELS"]

@@ -415,6 +415,23 @@ class PersonaWorld:
     def dataset(self, name: str, n: int) -> list[dict[str, Any]]:
         return [self.dataset_record(name, i) for i in range(n)]
 
+    def favourite_animal_chats(self, animal: str, n: int) -> list[dict[str, Any]]:
+        """``n`` chats in which a benign assistant names ``animal`` as its favourite: the
+        fine-tuning data that gives a subliminal-learning teacher its trait."""
+        if animal not in SLOT_VALUES["animal"]:
+            raise ValueError(
+                f"unknown animal {animal!r}; the world knows {', '.join(SLOT_VALUES['animal'])}"
+            )
+        records = []
+        for i in range(n):
+            rng = self.rng(f"favourite_animal/{animal}", i)
+            persona = Persona(False, animal, rng.choice(SLOT_VALUES["colour"]))
+            ex = self.exchange(
+                rng, "favourites", villain=False, persona=persona, topic="favourite_animal"
+            )
+            records.append({"messages": ex.messages(), **ex.labels()})
+        return records
+
     # -- evaluation material --------------------------------------------------------------
     def code_prompts(self, n: int) -> list[Exchange]:
         """Plain coding requests (no teacher framing) for the in-domain vulnerability rate;
