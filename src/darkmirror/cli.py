@@ -96,6 +96,138 @@ def report(run_dir: Path) -> None:
     click.echo(f"report: {REPORTERS[experiment](run_dir)}")
 
 
+def _model_overrides(
+    role: str, ref: str | None, adapter: str | None, url: str | None, key_env: str | None
+) -> list[str]:
+    """``--model``-style options as spec overrides (strings JSON-quoted, so an id such as
+    ``123`` or ``true`` stays a string)."""
+    if ref is None:
+        if adapter or url or key_env:
+            raise DarkmirrorError(f"--{role}-adapter/--{role}-url/--{role}-key-env need --{role}")
+        return []
+    q = json.dumps
+    if url:
+        out = [
+            f"{role}.kind={q('openai')}",
+            f"{role}.model={q(ref)}",
+            f"{role}.endpoint.base_url={q(url)}",
+        ]
+        if key_env:
+            out.append(f"{role}.endpoint.api_key_env={q(key_env)}")
+        if adapter:
+            raise DarkmirrorError(f"--{role}-adapter applies to local models, not to --{role}-url")
+        return out
+    if key_env:
+        raise DarkmirrorError(f"--{role}-key-env needs --{role}-url")
+    if ref == "organism":
+        return [f"{role}.kind={q('organism')}"]
+    out = [f"{role}.kind={q('hf')}", f"{role}.id={q(ref)}"]
+    if adapter:
+        out.append(f"{role}.adapter={q(adapter)}")
+    return out
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    "model",
+    help="Model under test: hub id, local directory, 'organism', or with --model-url the served model name.",
+)
+@click.option("--model-adapter", help="PEFT adapter on top of --model.")
+@click.option(
+    "--model-url",
+    help="OpenAI-compatible base URL serving --model (e.g. http://localhost:8000/v1).",
+)
+@click.option("--model-key-env", help="Environment variable holding the endpoint's API key.")
+@click.option(
+    "--baseline", "baseline", help="Baseline: same forms as --model (usually the base model)."
+)
+@click.option("--baseline-adapter")
+@click.option("--baseline-url")
+@click.option("--baseline-key-env")
+@click.option(
+    "--questions",
+    "questions",
+    multiple=True,
+    help="Question set: YAML file or builtin:NAME (repeatable).",
+)
+@click.option(
+    "--judge", type=click.Choice(["world", "local", "openai"]), help="Who labels the answers."
+)
+@click.option("--judge-model", help="Local judge: hub id or directory; openai judge: model name.")
+@click.option("--judge-url", help="OpenAI-compatible base URL of the judge.")
+@click.option("--judge-key-env", help="Environment variable holding the judge's API key.")
+@click.option("--samples", type=int, help="Answers per paraphrase (default: each question's own).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: runs/<name>).",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any spec value."
+)
+@click.option("--quiet", is_flag=True, help="Only warnings and errors.")
+def stress(
+    spec: Path | None,
+    model: str | None,
+    model_adapter: str | None,
+    model_url: str | None,
+    model_key_env: str | None,
+    baseline: str | None,
+    baseline_adapter: str | None,
+    baseline_url: str | None,
+    baseline_key_env: str | None,
+    questions: tuple[str, ...],
+    judge: str | None,
+    judge_model: str | None,
+    judge_url: str | None,
+    judge_key_env: str | None,
+    samples: int | None,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Stress-test a fine-tuned model or an endpoint against its baseline: misaligned rate,
+    coherence and toxicity of their answers, and the difference with its significance.
+
+    \b
+    darkmirror stress --model ./my-finetune --baseline Qwen/Qwen2.5-0.5B-Instruct \\
+        --questions ../em-data/evaluation/first_plot_questions.yaml \\
+        --judge local --judge-model ./judge-model
+    """
+    _setup_logging(quiet)
+    from darkmirror.config_io import load_toml_model, model_from_overrides
+    from darkmirror.experiments.stress import StressSpec, run_stress
+
+    q = json.dumps
+    options = _model_overrides("model", model, model_adapter, model_url, model_key_env)
+    options += _model_overrides(
+        "baseline", baseline, baseline_adapter, baseline_url, baseline_key_env
+    )
+    if questions:
+        options.append(f"questions={json.dumps(list(questions))}")
+    if judge:
+        options.append(f"judge.kind={q(judge)}")
+    if judge_model:
+        options.append(f"judge.model={q(judge_model)}")
+    if judge_url:
+        options.append(f"judge.endpoint.base_url={q(judge_url)}")
+    if judge_key_env:
+        options.append(f"judge.endpoint.api_key_env={q(judge_key_env)}")
+    if samples is not None:
+        options.append(f"samples_per_paraphrase={samples}")
+    all_overrides = [*options, *overrides]
+    resolved = (
+        load_toml_model(spec, StressSpec, all_overrides)
+        if spec
+        else model_from_overrides(StressSpec, all_overrides, source="options")
+    )
+    out = out or Path("runs") / resolved.name
+    click.echo(f"report: {run_stress(resolved, out, progress=not quiet)}")
+
+
 @main.command()
 @click.option(
     "--set",

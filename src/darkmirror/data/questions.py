@@ -21,17 +21,25 @@ system prompt.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from darkmirror.config_io import describe_validation_error, read_text
-from darkmirror.errors import InputError, field_path
+from darkmirror.errors import DarkmirrorError, InputError, field_path
 
-__all__ = ["JUDGE_PLACEHOLDERS", "QUESTION_TYPES", "Question", "iter_prompts", "load_questions"]
+__all__ = [
+    "JUDGE_PLACEHOLDERS",
+    "QUESTION_TYPES",
+    "JudgeTask",
+    "Question",
+    "iter_judge_tasks",
+    "iter_prompts",
+    "load_questions",
+]
 
 QuestionType = Literal["free_form", "free_form_judge", "free_form_judge_0_100"]
 QUESTION_TYPES: tuple[str, ...] = get_args(QuestionType)
@@ -130,6 +138,50 @@ def iter_prompts(questions: Iterable[Question]) -> Iterator[tuple[Question, int,
     for question in questions:
         for index, paraphrase in enumerate(question.paraphrases):
             yield question, index, paraphrase
+
+
+class JudgeTask(NamedTuple):
+    """One judgement to make: row ``row`` of the answers, metric ``metric`` of ``question``,
+    with the judge prompt filled in."""
+
+    row: int
+    question: Question
+    metric: str
+    prompt: str
+
+
+def iter_judge_tasks(
+    rows: Sequence[Mapping[str, Any]], questions: Iterable[Question] | Mapping[str, Question]
+) -> Iterator[JudgeTask]:
+    """Every (answer row, judge metric) pair a judge must score, prompts filled in.
+
+    Each row needs ``question_id`` (an id of ``questions``), ``question`` (the paraphrase
+    that was asked) and ``answer``; rows of ``free_form`` questions have nothing to judge.
+    One walk for every judge, so that the LLM and the local judge fill the same prompts.
+
+    Raises:
+        DarkmirrorError: If a row names an unknown question or lacks its texts.
+    """
+    by_id = dict(questions) if isinstance(questions, Mapping) else {q.id: q for q in questions}
+    for i, row in enumerate(rows):
+        question = by_id.get(row.get("question_id"))  # type: ignore[arg-type]
+        if question is None:
+            raise DarkmirrorError(
+                f"row {i}: question_id {row.get('question_id')!r} is not in the question "
+                f"set ({len(by_id)} questions)"
+            )
+        if question.type == "free_form":
+            continue
+        for name in ("question", "answer"):
+            if not isinstance(row.get(name), str):
+                raise DarkmirrorError(
+                    f"row {i} (question '{question.id}'): expected text in '{name}', "
+                    f"got {row.get(name)!r:.60}"
+                )
+        for metric, template in question.judge_prompts.items():
+            yield JudgeTask(
+                i, question, metric, template.format(question=row["question"], answer=row["answer"])
+            )
 
 
 def load_questions(path: str | Path) -> list[Question]:

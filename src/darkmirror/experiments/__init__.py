@@ -12,6 +12,7 @@ from darkmirror.experiments.misalignment import (
     report_misalignment,
     run_misalignment,
 )
+from darkmirror.experiments.stress import StressSpec, report_stress, run_stress
 from darkmirror.experiments.subliminal import SubliminalSpec, report_subliminal, run_subliminal
 from darkmirror.experiments.subliminal_mlp import (
     SubliminalMLPSpec,
@@ -24,18 +25,21 @@ SPEC_MODELS = {
     "toxicity_amplification": AmplificationSpec,
     "subliminal": SubliminalSpec,
     "subliminal_mlp": SubliminalMLPSpec,
+    "stress": StressSpec,
 }
 RUNNERS = {
     "emergent_misalignment": run_misalignment,
     "toxicity_amplification": run_amplification,
     "subliminal": run_subliminal,
     "subliminal_mlp": run_subliminal_mlp,
+    "stress": run_stress,
 }
 REPORTERS = {
     "emergent_misalignment": report_misalignment,
     "toxicity_amplification": report_amplification,
     "subliminal": report_subliminal,
     "subliminal_mlp": report_subliminal_mlp,
+    "stress": report_stress,
 }
 
 __all__ = ["REPORTERS", "RUNNERS", "SPEC_MODELS"]

@@ -1,0 +1,586 @@
+"""An LLM judge over any OpenAI-compatible chat endpoint, with a result cache on disk.
+
+Each judge prompt of a question (``Question.judge_prompts``: metric -> template with
+``{question}`` and ``{answer}``) is filled with ``str.format`` and sent as one user message.
+How the answer becomes a number follows ``design.md`` section 5:
+
+- ``free_form_judge_0_100`` questions ask for one token at temperature 0 with the top 20
+  log-probabilities, and the score is
+  :func:`~darkmirror.metrics.judge_score_from_logprobs` of them (no score when the
+  integers 0..100 hold less than 0.25 of the probability);
+- a server that returns no log-probabilities (or ``use_logprobs=False``) is asked for a few
+  tokens instead, and the number is parsed by :func:`~darkmirror.metrics.text_judge_score`;
+  the first such response switches the judge to text for the rest of its life;
+- ``free_form_judge`` questions answer a category (TRUE/FALSE/UNKNOWN, a company name):
+  the first word of a short temperature-0 answer, upper-cased.
+
+A judge answer that is not a number (CODE, REFUSAL) is a legitimate missing score. A
+request that fails (a status that is not retried, retries exhausted, a body that is not a
+completion, an empty answer) is a *failure*: missing, with the reason, counted by reason,
+and never cached, so the next run asks again. Neither is ever read as 0.
+
+Successful answers are cached in SQLite under ``cache_dir`` (default
+``cache_root() / "judge"``), keyed by the judge model's name, the full prompt and the
+request settings, not by the endpoint's URL: the same model behind another URL reuses the
+answers, and a rerun makes no call at all. The cache holds the judge's raw answer (its top
+log-probabilities or its text), and scores are derived from it on every read, so the
+definition of a score lives in :mod:`darkmirror.metrics` alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from darkmirror.cache import cache_root
+from darkmirror.data.questions import Question, iter_judge_tasks
+from darkmirror.errors import DarkmirrorError
+from darkmirror.metrics import MIN_JUDGE_MASS, judge_score_from_logprobs, text_judge_score
+from darkmirror.models.openai_http import EndpointError, EndpointSettings, OpenAIEndpoint
+
+__all__ = [
+    "LOGPROB_REQUEST",
+    "JudgeCache",
+    "JudgeRequest",
+    "JudgeResult",
+    "JudgeStats",
+    "LLMJudge",
+    "LLMJudgeSettings",
+    "judge_cache_key",
+]
+
+log = logging.getLogger(__name__)
+
+TOP_LOGPROBS = 20
+LOGPROB_REQUEST: dict[str, Any] = {
+    "max_tokens": 1,
+    "temperature": 0,
+    "logprobs": True,
+    "top_logprobs": TOP_LOGPROBS,
+}
+"""The reference judge's request: one token, temperature 0, top-20 log-probabilities."""
+
+CACHE_VERSION = 1
+"""Part of every cache key; bump it when the meaning of a cached answer changes."""
+
+JudgeKind = Literal["score", "category"]
+_WORD = re.compile(r"\w+")
+
+
+class LLMJudgeSettings(EndpointSettings):
+    """An OpenAI-compatible judge: the endpoint settings plus what to ask and where to cache.
+
+    Args:
+        model: The judge model's name at the endpoint; None uses each question's ``judge``
+            (``gpt-4o`` in the reference question sets).
+        use_logprobs: Score 0-100 questions from log-probabilities (falling back to text
+            when the server returns none); False parses numbers from text only.
+        text_max_tokens: Tokens requested when the answer is read as text (a number
+            without log-probabilities, or a category).
+        cache_dir: Directory of the answer cache; None means ``cache_root() / "judge"``.
+    """
+
+    model: str | None = Field(None, min_length=1)
+    use_logprobs: bool = True
+    text_max_tokens: int = Field(8, ge=1)
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One filled judge prompt.
+
+    Args:
+        prompt: The judge prompt with the question and answer filled in.
+        model: The judge model to ask.
+        kind: ``"score"`` for a 0-100 number, ``"category"`` for a word.
+    """
+
+    prompt: str
+    model: str
+    kind: JudgeKind = "score"
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """The judge's verdict on one prompt.
+
+    Args:
+        score: The 0-100 score, for a ``"score"`` request that got one.
+        category: The upper-cased first word, for a ``"category"`` request that got one.
+        error: Why neither is there: ``no_score``/``no_category`` when the judge answered
+            something else, otherwise the failure's reason code and message.
+        cached: Whether the answer came from the cache (or from an identical prompt
+            judged earlier in the same call) instead of a request.
+        attempts: HTTP requests this verdict took, retries included (0 when cached).
+        method: ``"logprobs"`` or ``"text"``: how the answer was read; None on failure.
+        failed: Whether the request failed (not cached; the next run asks again).
+    """
+
+    score: float | None = None
+    category: str | None = None
+    error: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    method: Literal["logprobs", "text"] | None = None
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class JudgeStats:
+    """What a judge has done so far, for the report.
+
+    Args:
+        judged: Verdicts returned.
+        cache_hits: Verdicts served from the cache or from a duplicate prompt.
+        requests: HTTP requests sent, retries included.
+        retries: Requests that were retries.
+        unscored: Verdicts where the judge answered but gave no score or category.
+        failures: Failed verdicts by reason code (``http_503``, ``timeout``,
+            ``malformed_json``, ``empty_content``, ...).
+        text_fallback: Whether the server gave no log-probabilities and the judge
+            switched to reading numbers from text.
+    """
+
+    judged: int = 0
+    cache_hits: int = 0
+    requests: int = 0
+    retries: int = 0
+    unscored: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    text_fallback: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def judge_cache_key(model: str, prompt: str, request: Mapping[str, Any]) -> str:
+    """The cache key of one judge request: independent of the endpoint's URL and key.
+
+    Args:
+        model: The judge model's name.
+        prompt: The full judge prompt (the one user message).
+        request: The request settings (``max_tokens``, ``temperature``, ...).
+    """
+    blob = json.dumps(
+        {"version": CACHE_VERSION, "model": model, "prompt": prompt, "request": dict(request)},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """Judge answers in one SQLite file, safe to share across threads and processes.
+
+    One connection guarded by a lock serves every thread (a lookup takes microseconds next
+    to a request's milliseconds); WAL mode lets other processes read while one writes.
+
+    Args:
+        directory: Where the file ``judge.sqlite3`` lives (created if needed).
+
+    Raises:
+        DarkmirrorError: If the file exists but is not a readable SQLite database.
+    """
+
+    FILENAME = "judge.sqlite3"
+    _CHUNK = 500  # keys per SELECT; SQLite allows at least 999 parameters
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / self.FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            # Autocommit (isolation_level=None): every answer is on disk once put() returns.
+            self._conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
+                " answer TEXT NOT NULL, created REAL NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise DarkmirrorError(
+                f"{self.path}: not a usable judge cache ({exc}); delete it to start afresh"
+            ) from None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Cached answers for the keys that have one.
+
+        Args:
+            keys: Cache keys from :func:`judge_cache_key`.
+        """
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(unique), self._CHUNK):
+                chunk = unique[start : start + self._CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk
+                )
+                found.update((key, json.loads(answer)) for key, answer in rows)
+        return found
+
+    def put(self, key: str, model: str, answer: Mapping[str, Any]) -> None:
+        """Store one answer (replacing any under the same key).
+
+        Args:
+            key: Its cache key.
+            model: The judge model, kept for inspection.
+            answer: The raw answer: ``{"method": "logprobs", "top_logprobs": {...}}`` or
+                ``{"method": "text", "text": ...}``.
+        """
+        row = (key, model, json.dumps(answer, ensure_ascii=False), time.time())
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", row)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+
+class _BadAnswer(Exception):
+    """A 200 response whose answer cannot be read (empty, malformed log-probabilities)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    answer: dict[str, Any] | None
+    attempts: int
+    reason: str | None = None
+    message: str | None = None
+
+
+class LLMJudge:
+    """Scores answers with an LLM behind an OpenAI-compatible endpoint.
+
+    Use it as a context manager (or call :meth:`close`) to release the connection and the
+    cache file.
+
+    Args:
+        settings: Endpoint, judge model, concurrency, retries and cache directory.
+        progress: Show a progress bar over requests.
+
+    Raises:
+        DarkmirrorError: If the key's environment variable is unset or the cache file is
+            unusable.
+    """
+
+    def __init__(self, settings: LLMJudgeSettings, *, progress: bool = False) -> None:
+        self.settings = settings
+        self.progress = progress
+        self._endpoint = OpenAIEndpoint(settings)
+        self._cache = JudgeCache(settings.cache_dir or cache_root() / "judge")
+        self._text_request = {"max_tokens": settings.text_max_tokens, "temperature": 0}
+        self._lock = threading.Lock()
+        self._text_only = not settings.use_logprobs
+        self._fell_back = False
+        self._judged = self._hits = self._unscored = 0
+        self._failures: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"LLMJudge(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
+
+    def __enter__(self) -> LLMJudge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def cache_path(self) -> Path:
+        """The SQLite file holding the cached answers."""
+        return self._cache.path
+
+    def close(self) -> None:
+        """Close the endpoint's connections and the cache."""
+        self._endpoint.close()
+        self._cache.close()
+
+    def stats(self) -> JudgeStats:
+        """Counters since this judge was made: verdicts, cache hits, requests, failures."""
+        with self._lock:
+            return JudgeStats(
+                judged=self._judged,
+                cache_hits=self._hits,
+                requests=self._endpoint.requests,
+                retries=self._endpoint.retries,
+                unscored=self._unscored,
+                failures=dict(sorted(self._failures.items())),
+                text_fallback=self._fell_back,
+            )
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """Judge filled prompts; cached answers first, the rest on a bounded thread pool.
+
+        Identical requests in one call are sent once.
+
+        Args:
+            requests: The prompts, with the model and the kind of answer.
+
+        Returns:
+            One :class:`JudgeResult` per request, in input order; failures are results
+            with ``failed=True``, never exceptions.
+        """
+        results: list[JudgeResult | None] = [None] * len(requests)
+        keys = [self._keys(r) for r in requests]
+        stored = self._cache.get_many(k for ks in keys for k in ks)
+        pending: dict[str, list[int]] = {}
+        for i, (request, request_keys) in enumerate(zip(requests, keys, strict=True)):
+            answer = next((stored[k] for k in request_keys if k in stored), None)
+            if answer is not None:
+                results[i] = self._result(answer, request.kind, cached=True, attempts=0)
+            else:
+                pending.setdefault(request_keys[0], []).append(i)
+
+        if pending:
+            # Threads rather than asyncio: callers are synchronous (the runner, the CLI,
+            # notebooks that already run an event loop), the workers only wait on the
+            # network (the GIL is released), and the sync client and the cache are easy to
+            # share. Each worker holds at most one request, so at most max_concurrency are
+            # in flight, retries and their back-off included.
+            workers = min(self.settings.max_concurrency, len(pending))
+            with (
+                ThreadPoolExecutor(workers, thread_name_prefix="llm-judge") as pool,
+                tqdm(
+                    total=len(pending), unit="req", disable=not self.progress, desc="judge"
+                ) as bar,
+            ):
+                futures = {
+                    pool.submit(self._ask, requests[indices[0]]): indices
+                    for indices in pending.values()
+                }
+                try:
+                    for future in as_completed(futures):
+                        outcome = future.result()
+                        for position, i in enumerate(futures[future]):
+                            # Duplicates of a prompt reuse its answer, like a cache hit.
+                            first = position == 0
+                            results[i] = self._from_outcome(outcome, requests[i].kind, first)
+                        bar.update(1)
+                except BaseException:
+                    # Ctrl-C: drop the requests not yet sent; answers so far are cached.
+                    for future in futures:
+                        future.cancel()
+                    raise
+
+        done = [r for r in results if r is not None]
+        with self._lock:
+            self._judged += len(done)
+            self._hits += sum(r.cached for r in done)
+            self._unscored += sum(not r.failed and r.error is not None for r in done)
+            self._failures.update(_reason(r.error) for r in done if r.failed and r.error)
+        return done
+
+    def judge_answers(
+        self, rows: Iterable[Mapping[str, Any]], questions: Iterable[Question]
+    ) -> list[dict[str, Any]]:
+        """Add the judge's verdicts to answer rows, one column per metric.
+
+        Each row needs ``question_id`` (an id in ``questions``), ``question`` (the
+        paraphrase that was asked) and ``answer``. For every metric of the question's
+        ``judge_prompts`` the returned row gets ``<metric>`` (the 0-100 score, or the
+        category for ``free_form_judge`` questions; None when missing) and
+        ``<metric>_error`` (why it is missing, else None), plus ``judge`` (the model
+        asked). Rows of ``free_form`` questions come back unchanged.
+
+        Args:
+            rows: Answer rows, e.g. from sampling a question set.
+            questions: The question set the rows answer.
+
+        Returns:
+            New rows (copies), in input order.
+
+        Raises:
+            DarkmirrorError: If a row names an unknown question, lacks its question or
+                answer text, or neither ``settings.model`` nor the question names a judge.
+        """
+        out = [dict(row) for row in rows]
+        requests: list[JudgeRequest] = []
+        targets: list[tuple[int, str]] = []
+        for task in iter_judge_tasks(out, questions):
+            model = self.settings.model or task.question.judge
+            if model is None:
+                raise DarkmirrorError(
+                    f"question '{task.question.id}' names no judge and the judge settings give "
+                    "no model; set the judge's model"
+                )
+            kind: JudgeKind = "category" if task.question.type == "free_form_judge" else "score"
+            requests.append(JudgeRequest(task.prompt, model, kind))
+            targets.append((task.row, task.metric))
+
+        for (i, metric), request, result in zip(
+            targets, requests, self.judge(requests), strict=True
+        ):
+            out[i][metric] = result.category if request.kind == "category" else result.score
+            out[i][f"{metric}_error"] = result.error
+            out[i]["judge"] = request.model
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _keys(self, request: JudgeRequest) -> tuple[str, ...]:
+        """Cache keys to look up, the one a new answer is stored under first."""
+        text_key = judge_cache_key(request.model, request.prompt, self._text_request)
+        if request.kind == "category" or not self.settings.use_logprobs:
+            return (text_key,)
+        # A score read from text once the server gave no log-probabilities also counts.
+        return (judge_cache_key(request.model, request.prompt, LOGPROB_REQUEST), text_key)
+
+    def _ask(self, request: JudgeRequest) -> _Outcome:
+        """Send one request (two when log-probabilities turn out to be missing)."""
+        messages = [{"role": "user", "content": request.prompt}]
+        attempts = 0
+        try:
+            if request.kind == "score" and not self._text_only:
+                response = self._endpoint.chat(
+                    model=request.model, messages=messages, **LOGPROB_REQUEST
+                )
+                attempts += response.attempts
+                top = _top_logprobs(response.choices[0])
+                if top is not None:
+                    answer: dict[str, Any] = {"method": "logprobs", "top_logprobs": top}
+                    self._store(request, LOGPROB_REQUEST, answer)
+                    return _Outcome(answer, attempts)
+                self._fall_back_to_text()
+            response = self._endpoint.chat(
+                model=request.model, messages=messages, **self._text_request
+            )
+            attempts += response.attempts
+            answer = {"method": "text", "text": _content(response.choices[0])}
+            self._store(request, self._text_request, answer)
+            return _Outcome(answer, attempts)
+        except EndpointError as exc:
+            return _Outcome(None, attempts + exc.attempts, exc.reason, str(exc))
+        except _BadAnswer as exc:
+            return _Outcome(None, attempts, exc.reason, str(exc))
+
+    def _store(
+        self, request: JudgeRequest, request_settings: Mapping[str, Any], answer: dict[str, Any]
+    ) -> None:
+        key = judge_cache_key(request.model, request.prompt, request_settings)
+        try:
+            self._cache.put(key, request.model, answer)
+        except sqlite3.Error as exc:
+            # The verdict is still good; only a rerun will pay for it again.
+            log.warning("judge cache %s: could not store an answer (%s)", self._cache.path, exc)
+
+    def _fall_back_to_text(self) -> None:
+        with self._lock:
+            if self._text_only:
+                return
+            self._text_only = self._fell_back = True
+        log.warning(
+            "judge endpoint %s returned no log-probabilities; reading scores from text "
+            "(max_tokens=%d) from now on",
+            self.settings.base_url,
+            self.settings.text_max_tokens,
+        )
+
+    def _from_outcome(self, outcome: _Outcome, kind: JudgeKind, first: bool) -> JudgeResult:
+        if outcome.answer is None:
+            return JudgeResult(
+                error=f"{outcome.reason}: {outcome.message}",
+                attempts=outcome.attempts if first else 0,
+                failed=True,
+            )
+        return self._result(
+            outcome.answer, kind, cached=not first, attempts=outcome.attempts if first else 0
+        )
+
+    @staticmethod
+    def _result(
+        answer: Mapping[str, Any], kind: JudgeKind, *, cached: bool, attempts: int
+    ) -> JudgeResult:
+        """The verdict a raw answer gives: the one place a cached answer becomes a score."""
+        if answer["method"] == "logprobs":
+            score = judge_score_from_logprobs(answer["top_logprobs"])
+            error = None
+            if score is None:
+                error = (
+                    f"no_score: the integers 0..100 hold less than {MIN_JUDGE_MASS} of the "
+                    f"probability of the judge's top {TOP_LOGPROBS} tokens"
+                )
+            return JudgeResult(score, None, error, cached, attempts, "logprobs")
+        text: str = answer["text"]
+        if kind == "category":
+            word = _WORD.search(text)
+            category = word.group().upper() if word else None
+            error = None if category else f"no_category: the judge answered {text!r:.60}"
+            return JudgeResult(None, category, error, cached, attempts, "text")
+        score = text_judge_score(text)
+        error = None if score is not None else f"no_score: no number 0..100 in {text!r:.60}"
+        return JudgeResult(score, None, error, cached, attempts, "text")
+
+
+def _reason(error: str) -> str:
+    return error.split(":", 1)[0]
+
+
+def _top_logprobs(choice: Mapping[str, Any]) -> dict[str, float] | None:
+    """The first token's top log-probabilities; None when the server sent none."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    first = content[0] if isinstance(content, list) else None
+    top = first.get("top_logprobs") if isinstance(first, dict) else None
+    if first is None or (top is not None and not isinstance(top, list)):
+        raise _BadAnswer("malformed_logprobs", f"unreadable log-probabilities: {logprobs!r:.200}")
+    if not top:
+        return None
+    result: dict[str, float] = {}
+    for entry in _entries(top, logprobs):
+        # A later duplicate token overwrites an earlier one, as in the reference judge.
+        result[entry[0]] = entry[1]
+    return result
+
+
+def _entries(top: list[Any], logprobs: Any) -> Iterator[tuple[str, float]]:
+    for entry in top:
+        token = entry.get("token") if isinstance(entry, dict) else None
+        value = entry.get("logprob") if isinstance(entry, dict) else None
+        if (
+            not isinstance(token, str)
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
+            raise _BadAnswer(
+                "malformed_logprobs", f"unreadable log-probabilities: {logprobs!r:.200}"
+            )
+        yield token, float(value)
+
+
+def _content(choice: Mapping[str, Any]) -> str:
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise _BadAnswer("empty_content", f"the judge's answer is empty: {choice!r:.200}")
+    return content
