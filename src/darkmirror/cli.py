@@ -20,12 +20,15 @@ log = logging.getLogger("darkmirror")
 
 
 def _setup_logging(quiet: bool) -> None:
+    # Progress lines from darkmirror only: other libraries' INFO chatter (a GPU machine's
+    # "JAX version ... available", say) would bury them, and break the one-line errors.
     logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    logging.getLogger("darkmirror").setLevel(logging.WARNING if quiet else logging.INFO)
     # transformers and TRL log configuration chatter at warning level on every load.
     import transformers
 

@@ -65,7 +65,7 @@ def test_an_adapter_is_applied(saved: Path, tmp_path: Path) -> None:
             torch.nn.init.normal_(p)
     peft_model.save_pretrained(tmp_path / "adapter")
     loaded, _ = load_causal_lm(saved, adapter=tmp_path / "adapter")
-    ids = tok("hello world", return_tensors="pt").input_ids
+    ids = tok("hello world", return_tensors="pt").input_ids.to(loaded.device)
     plain, _ = load_causal_lm(saved)
     assert not torch.allclose(loaded(ids).logits, plain(ids).logits)
     (tmp_path / "adapter" / "adapter_model.safetensors").unlink()

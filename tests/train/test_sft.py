@@ -85,7 +85,8 @@ def test_lora_trains_an_adapter_and_leaves_the_base_weights(tiny, tmp_path: Path
     lora_b = [p for n, p in trained.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # B starts at zero
     assert torch.equal(
-        trained.get_base_model().transformer.h[0].attn.c_attn.base_layer.weight, base_weight
+        trained.get_base_model().transformer.h[0].attn.c_attn.base_layer.weight.cpu(),
+        base_weight.cpu(),
     )
 
 

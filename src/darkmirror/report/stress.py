@@ -358,7 +358,7 @@ def write_report(
             markdown_table(
                 [
                     "model",
-                    "aligned: n, Spearman, mean |diff|",
+                    "aligned: n, Spearman, mean abs. difference",
                     "coherent: n, Spearman",
                     "misaligned label: n, accuracy, kappa",
                     "unscored by judge",
