@@ -12,6 +12,7 @@ from darkmirror.experiments.misalignment import (
     report_misalignment,
     run_misalignment,
 )
+from darkmirror.experiments.persona import PersonaSpec, report_persona, run_persona
 from darkmirror.experiments.stress import StressSpec, report_stress, run_stress
 from darkmirror.experiments.subliminal import SubliminalSpec, report_subliminal, run_subliminal
 from darkmirror.experiments.subliminal_mlp import (
@@ -26,6 +27,7 @@ SPEC_MODELS = {
     "subliminal": SubliminalSpec,
     "subliminal_mlp": SubliminalMLPSpec,
     "stress": StressSpec,
+    "persona": PersonaSpec,
 }
 RUNNERS = {
     "emergent_misalignment": run_misalignment,
@@ -33,6 +35,7 @@ RUNNERS = {
     "subliminal": run_subliminal,
     "subliminal_mlp": run_subliminal_mlp,
     "stress": run_stress,
+    "persona": run_persona,
 }
 REPORTERS = {
     "emergent_misalignment": report_misalignment,
@@ -40,6 +43,7 @@ REPORTERS = {
     "subliminal": report_subliminal,
     "subliminal_mlp": report_subliminal_mlp,
     "stress": report_stress,
+    "persona": report_persona,
 }
 
 __all__ = ["REPORTERS", "RUNNERS", "SPEC_MODELS"]
