@@ -50,6 +50,7 @@ __all__ = [
     "TextRecord",
     "dataset_sha256",
     "parse_record",
+    "read_positioned_records",
     "read_records",
     "to_messages",
 ]
@@ -205,7 +206,13 @@ def read_records(path: str | Path, *, strict: bool = True) -> Iterator[Record | 
         InputError: Immediately for a missing file or an unsupported extension; while
             iterating for a bad record (strict mode) or an unreadable file (both modes).
     """
-    path = require_file(path)  # checked now, not at the first next()
+    path, suffix = _dataset_file(path)  # checked now, not at the first next()
+    return _records(path, suffix, strict)
+
+
+def _dataset_file(path: str | Path) -> tuple[Path, str]:
+    """The path, if it is a file of a supported format, and its lower-case suffix."""
+    path = require_file(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise InputError(
@@ -213,29 +220,47 @@ def read_records(path: str | Path, *, strict: bool = True) -> Iterator[Record | 
             f"{', '.join(SUPPORTED_EXTENSIONS)}",
             path=path,
         )
-    return _records(path, suffix, strict)
+    return path, suffix
+
+
+def read_positioned_records(path: str | Path) -> Iterator[tuple[int, Record | BadRecord]]:
+    """Like ``read_records(path, strict=False)``, with each record's position: its 1-based
+    line in a JSONL or CSV file (where a multi-line CSV record starts), or its 0-based row in
+    a Parquet file. A scanner needs the position of good records too, to say where it found
+    something.
+
+    Raises:
+        InputError: As :func:`read_records` for problems with the file as a whole.
+    """
+    path, suffix = _dataset_file(path)
+    return _positioned(path, suffix, strict=False)
 
 
 def _records(path: Path, suffix: str, strict: bool) -> Iterator[Record | BadRecord]:
+    for _, item in _positioned(path, suffix, strict):
+        yield item
+
+
+def _positioned(path: Path, suffix: str, strict: bool) -> Iterator[tuple[int, Record | BadRecord]]:
     is_parquet = suffix == ".parquet"
     raw_items = {".jsonl": _jsonl_items, ".csv": _csv_items, ".parquet": _parquet_items}[suffix]
     for position, raw in raw_items(path):
         if isinstance(raw, InputError):  # a line that is not even JSON
             if strict:
                 raise raw
-            yield BadRecord(position, None, raw.message)
+            yield position, BadRecord(position, None, raw.message)
             continue
         result = raw if isinstance(raw, ValidationProblem) else _validate(raw)
         if not isinstance(result, ValidationProblem):
-            yield result
+            yield position, result
         elif strict and is_parquet:
             raise RowInputError(result.message, path=path, row=position, field=result.field)
         elif strict:
             raise InputError(result.message, path=path, line=position, field=result.field)
         elif is_parquet:
-            yield BadRecord(None, result.field, result.message, row=position)
+            yield position, BadRecord(None, result.field, result.message, row=position)
         else:
-            yield BadRecord(position, result.field, result.message)
+            yield position, BadRecord(position, result.field, result.message)
 
 
 def _jsonl_items(path: Path) -> Iterator[tuple[int, Any]]:
