@@ -14,10 +14,10 @@ from darkmirror.models.generation import (
     Generator,
     HFGenerator,
     SamplingParams,
-    _left_pad,
     _sample,
     decode_batch,
     encode_prompt,
+    left_pad,
     stop_token_ids,
 )
 from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
@@ -220,7 +220,7 @@ def test_max_and_min_new_tokens_are_respected(
     gpt2: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
 ):
     prompts = [encode_prompt(tokenizer, c) for c in CONVERSATIONS]
-    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
     eos = [tokenizer.eos_token_id]
     with torch.inference_mode():
         new = decode_batch(

@@ -132,7 +132,8 @@ def resolve_question_set(ref: str) -> list[Question]:
 # -- steps -----------------------------------------------------------------------------------
 
 
-def _write_dataset(spec: DatasetSpec, world: PersonaWorld, out: Path) -> dict[str, Any]:
+def write_dataset(spec: DatasetSpec, world: PersonaWorld, out: Path) -> dict[str, Any]:
+    """Write ``out/data.jsonl`` (chat records) for a dataset spec; its count and SHA-256."""
     if spec.world_name:
         if spec.examples is None:
             raise DarkmirrorError(f"dataset {spec.name!r}: world datasets need 'examples'")
@@ -209,9 +210,7 @@ def _run(run: Run, spec: MisalignmentSpec, out: Path, progress: bool) -> Path:
             "dataset": ds.model_dump(mode="json"),
             "world": spec.base.organism.world.model_dump(mode="json"),
         }
-        d = run.step(
-            f"dataset-{ds.name}", inputs, lambda tmp, ds=ds: _write_dataset(ds, world, tmp)
-        )
+        d = run.step(f"dataset-{ds.name}", inputs, lambda tmp, ds=ds: write_dataset(ds, world, tmp))
         data_paths[ds.name] = d / "data.jsonl"
         hashes[ds.name] = json.loads((d / "step.json").read_text())["figures"]
     run.record_datasets(hashes)

@@ -51,8 +51,8 @@ from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_mo
 from darkmirror.experiments.misalignment import (
     DatasetSpec,
     FinetuneSpec,
-    _write_dataset,
     resolve_question_set,
+    write_dataset,
 )
 from darkmirror.metrics import COHERENCE_THRESHOLD, MISALIGNED_BELOW
 from darkmirror.persona.activations import (
@@ -716,7 +716,7 @@ def _datasets(session: _Session) -> tuple[dict[str, Path], dict[str, Any]]:
         d = session.run.step(
             f"dataset-{ds.name}",
             {"dataset": ds.model_dump(mode="json"), "world": world_json},
-            lambda tmp, ds=ds: _write_dataset(ds, world, tmp),
+            lambda tmp, ds=ds: write_dataset(ds, world, tmp),
         )
         paths[ds.name] = d / "data.jsonl"
         hashes[ds.name] = json.loads((d / "step.json").read_text())["figures"]

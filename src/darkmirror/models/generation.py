@@ -261,7 +261,7 @@ class HFGenerator:
 
         eos_ids = stop_token_ids(self.model, self.tokenizer)
         stops = set(eos_ids)
-        pad_id = _pad_token_id(self.model, self.tokenizer, eos_ids)
+        pad_id = pad_token_id_for(self.model, self.tokenizer, eos_ids)
         device = self.model.device
         was_training = self.model.training
         self.model.eval()
@@ -274,7 +274,7 @@ class HFGenerator:
             ):
                 for batch_index, start in enumerate(range(0, len(sequences), self.batch_size)):
                     batch = sequences[start : start + self.batch_size]
-                    input_ids, attention_mask = _left_pad(
+                    input_ids, attention_mask = left_pad(
                         [prompts[i] for i, _ in batch], pad_id, device
                     )
                     with _seeded(sampling.seed, batch_index, device):
@@ -345,7 +345,7 @@ def decode_batch(
     # Left padding: a row's first real token has position 0.
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     # Only the last position's logits are needed; most models can skip the others.
-    keep = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    keep = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
     out = model(
         input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **keep
     )
@@ -373,7 +373,8 @@ def decode_batch(
     return new
 
 
-def _accepts(model: PreTrainedModel, name: str) -> bool:
+def accepts_kwarg(model: PreTrainedModel, name: str) -> bool:
+    """Whether the model's ``forward`` (the base model's, under PEFT) takes ``name``."""
     forward = getattr(model, "get_base_model", lambda: model)().forward
     return name in inspect.signature(forward).parameters
 
@@ -457,7 +458,7 @@ def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -
     return ids
 
 
-def _left_pad(
+def left_pad(
     sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack token sequences into a left-padded batch.
@@ -484,9 +485,10 @@ def _left_pad(
     return input_ids.to(device), attention_mask.to(device)
 
 
-def _pad_token_id(
+def pad_token_id_for(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, eos_ids: list[int]
 ) -> int:
+    """The id to pad batches with: the tokenizer's, the model's, else an end-of-sequence id."""
     # Many released models define no pad token; any id works under the attention mask.
     for candidate in (
         tokenizer.pad_token_id,

@@ -57,7 +57,7 @@ def completion_logprobs(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sequences = [
-        _encode_pair(model, tokenizer, i, conv, completion)
+        encode_pair(model, tokenizer, i, conv, completion)
         for i, (conv, completion) in enumerate(zip(conversations, completions, strict=True))
     ]
     # Similar lengths share a batch, so little compute goes to padding.
@@ -70,7 +70,7 @@ def completion_logprobs(
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
-                input_ids, attention_mask = _right_pad(
+                input_ids, attention_mask = right_pad(
                     [sequences[i][0] for i in batch], pad_id, model.device
                 )
                 logits = model(
@@ -89,7 +89,7 @@ def completion_logprobs(
     return scores
 
 
-def _encode_pair(
+def encode_pair(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     index: int,
@@ -130,9 +130,10 @@ def _encode_pair(
     return ids, len(prompt)
 
 
-def _right_pad(
+def right_pad(
     sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack token sequences into a right-padded batch and its attention mask."""
     # Right padding leaves every real token at its unpadded position, so the default
     # position ids are already right and scores match scoring one sequence alone.
     width = max(len(s) for s in sequences)

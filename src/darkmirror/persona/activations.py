@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
 from darkmirror.models.generation import context_length, encode_prompt
-from darkmirror.models.likelihood import _encode_pair, _right_pad
+from darkmirror.models.likelihood import encode_pair, right_pad
 from darkmirror.persona.hooks import (
     capture_residuals,
     decoder_layers,
@@ -57,7 +57,7 @@ def answer_spans(
         raise ValueError(f"got {len(conversations)} conversations but {len(answers)} answers")
     out = []
     for i, (conv, answer) in enumerate(zip(conversations, answers, strict=True)):
-        ids, prompt_len = _encode_pair(model, tokenizer, i, conv, answer)
+        ids, prompt_len = encode_pair(model, tokenizer, i, conv, answer)
         out.append(TokenSpans(ids, [(prompt_len, len(ids))]))
     return out
 
@@ -158,7 +158,7 @@ def mean_activations(
         with torch.inference_mode(), capture_residuals(model, chosen) as captured:
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
-                input_ids, attention_mask = _right_pad(
+                input_ids, attention_mask = right_pad(
                     [sequences[i].ids for i in batch], pad_id, model.device
                 )
                 weights = torch.zeros(input_ids.shape, dtype=torch.float32)

@@ -25,11 +25,11 @@ Without a file the defaults below apply; the certificate records the policy it u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SEVERITIES = ("low", "medium", "high")
+from darkmirror.scan.detectors.base import Severity
 
 
 class PolicyRule(BaseModel):
@@ -47,7 +47,7 @@ class PolicyRule(BaseModel):
     detector: str
     max_count: int | None = Field(None, ge=0)
     max_share: float | None = Field(None, ge=0, le=1)
-    min_severity: Literal["low", "medium", "high"] = "low"
+    min_severity: Severity = "low"
 
     @model_validator(mode="after")
     def _check(self) -> PolicyRule:

@@ -35,8 +35,7 @@ from darkmirror.data.records import (
     TextRecord,
     read_positioned_records,
 )
-from darkmirror.scan.detectors.base import Detector, Finding, ScanRecord
-from darkmirror.scan.policy import SEVERITIES
+from darkmirror.scan.detectors.base import SEVERITIES, Detector, Finding, ScanRecord
 
 # Positions of malformed records kept for the certificate (the findings file has them all).
 MAX_LISTED_MALFORMED = 1000

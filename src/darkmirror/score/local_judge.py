@@ -56,11 +56,11 @@ from darkmirror.metrics import (
     judge_score_from_probs,
 )
 from darkmirror.models.generation import (
-    _accepts,
-    _left_pad,
-    _pad_token_id,
+    accepts_kwarg,
     context_length,
     encode_prompt,
+    left_pad,
+    pad_token_id_for,
     stop_token_ids,
 )
 from darkmirror.models.loading import load_causal_lm, looks_like_path
@@ -472,8 +472,8 @@ class LocalJudge:
         """``P(reply = n)`` for n in 0..100, one row per prompt, in one forward pass."""
         trie, model = self.trie, self.model
         device = model.device
-        pad_id = _pad_token_id(model, self.tokenizer, stop_token_ids(model, self.tokenizer))
-        prompt_ids, prompt_mask = _left_pad(prompts, pad_id, device)
+        pad_id = pad_token_id_for(model, self.tokenizer, stop_token_ids(model, self.tokenizer))
+        prompt_ids, prompt_mask = left_pad(prompts, pad_id, device)
         batch = prompt_ids.shape[0]
         tree = len(trie)
         positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
@@ -482,7 +482,7 @@ class LocalJudge:
         input_ids = torch.cat([prompt_ids, trie.token.to(device).expand(batch, tree)], dim=1)
         position_ids = torch.cat([positions, positions[:, -1:] + trie.depth.to(device)], dim=1)
         attention_mask = self._tree_mask(prompt_mask)
-        keep = {"logits_to_keep": tree + 1} if _accepts(model, "logits_to_keep") else {}
+        keep = {"logits_to_keep": tree + 1} if accepts_kwarg(model, "logits_to_keep") else {}
         logits = model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 Severity = Literal["low", "medium", "high"]
+SEVERITIES: tuple[str, ...] = Severity.__args__  # type: ignore[attr-defined]
+"""Severities from least to most severe."""
 
 
 class Message(TypedDict):
