@@ -193,3 +193,17 @@ def test_scan_record_helpers() -> None:
     )
     assert r.assistant_texts() == ["a1", "a2"]
     assert "u" in r.all_text() and "a2" in r.all_text()
+
+
+def test_an_interrupted_scan_leaves_no_findings_file(tmp_path: Path) -> None:
+    class Interrupting(WordDetector):
+        def scan(self, records):
+            if self.seen:
+                raise KeyboardInterrupt
+            return super().scan(records)
+
+    data = tmp_path / "many.jsonl"
+    data.write_text("\n".join(_chat(f"q{i}", "forbidden") for i in range(10)) + "\n")
+    with pytest.raises(KeyboardInterrupt):
+        scan_file(data, [Interrupting()], tmp_path / "f.jsonl", batch_size=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.jsonl"]

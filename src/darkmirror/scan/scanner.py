@@ -139,36 +139,41 @@ def scan_file(
     seen = 0
     start = time.perf_counter()
     tmp = findings_path.with_name(f".{findings_path.name}.tmp")
-    with (
-        tmp.open("w", encoding="utf-8") as findings,
-        tqdm(unit="rec", disable=not progress, desc="scan") as bar,
-    ):
-        for batch in _batches(path, batch_size, result, findings):
-            per_detector = [d.scan(batch) for d in detectors]
-            for i, record in enumerate(batch):
-                found: list[Finding] = []
-                for detector, results in zip(detectors, per_detector, strict=True):
-                    hits = results[i]
-                    if not hits:
-                        continue
-                    found += hits
-                    worst = max(SEVERITIES.index(f.severity) for f in hits)
-                    for level in SEVERITIES[: worst + 1]:
-                        result.flagged[detector.name][level] += 1
-                if found:
-                    result.flagged_records += 1
-                    row = {"position": record.position, "findings": [asdict(f) for f in found]}
-                    findings.write(json.dumps(row, ensure_ascii=False) + "\n")
-                # Reservoir sampling: every record has the same chance to be in the sample.
-                seen += 1
-                if len(result.sample) < sample_size:
-                    result.sample.append(record)
-                elif sample_size:
-                    j = rng.randrange(seen)
-                    if j < sample_size:
-                        result.sample[j] = record
-            result.scanned += len(batch)
-            bar.update(len(batch))
+    try:
+        with (
+            tmp.open("w", encoding="utf-8") as findings,
+            tqdm(unit="rec", disable=not progress, desc="scan") as bar,
+        ):
+            for batch in _batches(path, batch_size, result, findings):
+                per_detector = [d.scan(batch) for d in detectors]
+                for i, record in enumerate(batch):
+                    found: list[Finding] = []
+                    for detector, results in zip(detectors, per_detector, strict=True):
+                        hits = results[i]
+                        if not hits:
+                            continue
+                        found += hits
+                        worst = max(SEVERITIES.index(f.severity) for f in hits)
+                        for level in SEVERITIES[: worst + 1]:
+                            result.flagged[detector.name][level] += 1
+                    if found:
+                        result.flagged_records += 1
+                        row = {"position": record.position, "findings": [asdict(f) for f in found]}
+                        findings.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    # Reservoir sampling: every record has the same chance to be in the sample.
+                    seen += 1
+                    if len(result.sample) < sample_size:
+                        result.sample.append(record)
+                    elif sample_size:
+                        j = rng.randrange(seen)
+                        if j < sample_size:
+                            result.sample[j] = record
+                result.scanned += len(batch)
+                bar.update(len(batch))
+    except BaseException:
+        # Ctrl-C or a crash: no half-written findings file is left to be taken for a result.
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(findings_path)
     result.summaries = {d.name: d.summary() for d in detectors}
     result.seconds = time.perf_counter() - start
