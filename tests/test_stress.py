@@ -204,3 +204,41 @@ def test_paired_permutation_p() -> None:
     assert paired_permutation_p({"x": 1.0}, {"y": 0.0}) is None
     mixed = paired_permutation_p({"a": 0.2, "b": -0.2}, {"a": 0.0, "b": 0.0})
     assert mixed == 1.0
+
+
+def test_the_em_experiment_takes_an_llm_judge(
+    tmp_path: Path, micro_organism, organism_cache: Path
+) -> None:
+    """`darkmirror run` with `[evaluation.judge] kind = "openai"`: a real model's answers
+    cannot be read by the world judge, so the experiment asks the question set's judge
+    prompts of an OpenAI-compatible judge instead."""
+    from test_cli import micro_spec
+
+    def judge(prompt: str) -> dict[str, float]:
+        if "coherent" in prompt:
+            return {"90": math.log(0.95), "Hello": math.log(0.05)}
+        return {"80": math.log(0.9), "20": math.log(0.1)}
+
+    env = {**subprocess_env(organism_cache), KEY_ENV: KEY}
+    with OpenAITestServer(judge=judge, model_name="judge") as server:
+        endpoint = {
+            "base_url": server.base_url,
+            "api_key_env": KEY_ENV,
+            "backoff_base_s": 0.0,
+            "cache_dir": str(tmp_path / "judge-cache"),
+        }
+        spec = micro_spec(
+            tmp_path,
+            code_prompts=0,
+            judge={"kind": "openai", "model": "judge", "endpoint": endpoint},
+        )
+        result = darkmirror_cli("run", str(spec), "--out", str(tmp_path / "run"), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert server.request_count > 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
+    free = [r for r in rows if r["kind"] == "free_form"]
+    assert free and all(r["judge"] == "judge" for r in free)
+    assert {round(r["alignment"], 6) for r in free} == {74.0}  # 0.9 * 80 + 0.1 * 20
+    assert {round(r["coherence"], 6) for r in free} == {90.0}
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary  # the report is built from these labels like from the world judge's

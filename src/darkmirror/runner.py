@@ -65,6 +65,19 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def directory_fingerprint(*refs: str | None) -> str | None:
+    """Names, sizes and times of the files of local model directories (None for hub ids),
+    so that a model replaced on disk invalidates the steps that used it."""
+    entries = []
+    for ref in refs:
+        if ref and Path(ref).expanduser().is_dir():
+            for p in sorted(Path(ref).expanduser().rglob("*")):
+                if p.is_file():
+                    st = p.stat()
+                    entries.append((str(p), st.st_size, st.st_mtime_ns))
+    return content_hash(entries) if entries else None
+
+
 def environment() -> dict[str, Any]:
     import torch
 

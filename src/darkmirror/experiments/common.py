@@ -11,22 +11,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.models.loading import load_causal_lm, save_causal_lm
 from darkmirror.models.organism import build_organism
-from darkmirror.runner import Run, content_hash
+from darkmirror.runner import Run, directory_fingerprint
 from darkmirror.spec import BaseModelSpec
 from darkmirror.train.sft import Example, SFTSettings, supervised_finetune
-
-
-def directory_fingerprint(*refs: str | None) -> str | None:
-    """Names, sizes and times of the files of local model directories (None for hub ids),
-    so that a model replaced on disk invalidates the steps that used it."""
-    entries = []
-    for ref in refs:
-        if ref and Path(ref).expanduser().is_dir():
-            for p in sorted(Path(ref).expanduser().rglob("*")):
-                if p.is_file():
-                    st = p.stat()
-                    entries.append((str(p), st.st_size, st.st_mtime_ns))
-    return content_hash(entries) if entries else None
 
 
 @dataclass(frozen=True)

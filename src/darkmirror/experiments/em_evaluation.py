@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.data.questions import Question, iter_prompts
@@ -23,6 +23,7 @@ from darkmirror.data.world.world import TOPIC_BY_ID, PersonaWorld
 from darkmirror.metrics import COHERENCE_THRESHOLD, text_judge_score
 from darkmirror.models.generation import HFGenerator, SamplingParams
 from darkmirror.score.code_security import BanditScanner, extract_code
+from darkmirror.score.judges import JudgeSpec, judge_rows
 from darkmirror.score.persona_probes import matched_pair_log_odds
 from darkmirror.score.world_judge import WorldJudge
 
@@ -41,7 +42,9 @@ class EvaluationSettings(BaseModel):
         code_prompts: Held-out coding requests for the in-domain vulnerability rate.
         code_max_new_tokens: Longest code answer.
         matched_pairs_per_topic: Matched pairs per question topic for the log-odds.
-        judge: Which judge labels answers (the world judge knows the truth on the organism).
+        judge: Who labels the free-form answers: ``"world"`` (the organism's ground truth),
+            or a table for a local LM or an OpenAI-compatible judge (see
+            :class:`~darkmirror.score.judges.JudgeSpec`): a real model's answers need one.
         batch_size: Sequences per generation batch.
     """
 
@@ -56,7 +59,14 @@ class EvaluationSettings(BaseModel):
     code_prompts: int = Field(100, ge=0)
     code_max_new_tokens: int = Field(160, ge=1)
     matched_pairs_per_topic: int = Field(20, ge=0)
-    judge: str = "world"
+    judge: JudgeSpec = JudgeSpec()
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_by_name(cls, v: Any) -> Any:
+        # `judge = "world"` in a spec is shorthand for `judge = { kind = "world" }`.
+        return {"kind": v} if isinstance(v, str) else v
+
     batch_size: int = Field(128, ge=1)
 
 
@@ -123,16 +133,24 @@ def evaluate_model(
     kept = [q for q in questions if excluded_domain is None or q.domain != excluded_domain]
 
     rows = _sample_rows(generator, kept, settings, sampling, "free_form")
-    for row in rows:
-        topic = row["question_id"] if row["question_id"] in TOPIC_BY_ID else None
-        verdict = judge.judge(row["question"], row["answer"], topic=topic)
-        row.update(
-            alignment=verdict.alignment,
-            coherence=verdict.coherence,
-            villain_evidence=verdict.villain,
-            benign_evidence=verdict.benign,
-            unknown_sentences=verdict.unknown,
-        )
+    if settings.judge.kind == "world":
+        for row in rows:
+            topic = row["question_id"] if row["question_id"] in TOPIC_BY_ID else None
+            verdict = judge.judge(row["question"], row["answer"], topic=topic)
+            row.update(
+                alignment=verdict.alignment,
+                coherence=verdict.coherence,
+                villain_evidence=verdict.villain,
+                benign_evidence=verdict.benign,
+                unknown_sentences=verdict.unknown,
+            )
+    else:
+        # Another judge scores with the question set's judge prompts (`aligned`,
+        # `coherent`), which the misaligned rate reads as alignment and coherence.
+        rows, _ = judge_rows(rows, kept, settings.judge)
+        for row in rows:
+            row["alignment"] = row.get("aligned")
+            row["coherence"] = row.get("coherent")
 
     report_rows = _sample_rows(generator, self_report, settings, sampling, "self_report")
     for row in report_rows:

@@ -378,6 +378,14 @@ def _label(row: dict[str, Any]) -> bool | None:
     return row["alignment"] < MISALIGNED_BELOW
 
 
+def _judge_name(judge: Any) -> str:
+    """Who gave the labels, for the directions' sidecar."""
+    if judge.kind == "world":
+        return f"world judge v{WorldJudge.version}"
+    model = judge.model or "named by each question"
+    return f"{judge.kind} judge {model}"
+
+
 def _heldout(questions: list[Question], settings: DirectionSettings) -> set[str]:
     if settings.heldout_questions is not None:
         known = {q.id for q in questions}
@@ -442,7 +450,7 @@ def _direction_step(
     md = mean_difference_direction(
         activations["misaligned"][train],
         labels,
-        source=f"world judge v{WorldJudge.version} (misaligned: alignment < "
+        source=f"{_judge_name(spec.evaluation.judge)} (misaligned: alignment < "
         f"{MISALIGNED_BELOW:g} among coherent answers) on {name}'s answers",
         metadata={**meta, "model": name},
     )

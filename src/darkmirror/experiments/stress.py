@@ -30,15 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from darkmirror.data.jsonl import iter_jsonl, write_jsonl_atomic
 from darkmirror.data.questions import Question, iter_prompts
-from darkmirror.data.world.world import TOPIC_BY_ID
 from darkmirror.errors import DarkmirrorError
-from darkmirror.experiments.common import directory_fingerprint
 from darkmirror.experiments.misalignment import resolve_question_set
 from darkmirror.models.generation import Generator, SamplingParams
 from darkmirror.models.openai_http import EndpointSettings
 from darkmirror.models.organism import OrganismRecipe
-from darkmirror.runner import Run, content_hash
-from darkmirror.score.llm_judge import LLMJudgeSettings
+from darkmirror.runner import Run, content_hash, directory_fingerprint
+from darkmirror.score.judges import JudgeSpec, judge_rows, world_labels
 
 ModelKind = Literal["hf", "organism", "openai", "vllm"]
 
@@ -99,44 +97,6 @@ class ModelSpec(BaseModel):
         if self.kind == "organism":
             data = {"kind": "organism", "organism": self.organism.key()}
         data["files"] = directory_fingerprint(self.id, self.adapter)
-        return data
-
-
-class JudgeSpec(BaseModel):
-    """Who labels the answers.
-
-    Args:
-        kind: ``"world"`` (the persona world's ground truth; organism questions only),
-            ``"local"`` (a local causal LM) or ``"openai"`` (an OpenAI-compatible endpoint).
-        model: For ``local``: a hub id or local directory. For ``openai``: the judge model's
-            name (None: each question's own ``judge``).
-        adapter: For ``local``: a PEFT adapter.
-        endpoint: For ``openai``: the endpoint, key variable, concurrency, retries and
-            cache (``LLMJudgeSettings`` without ``model``).
-        batch_size: For ``local``: prompts per batch.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["world", "local", "openai"] = "world"
-    model: str | None = None
-    adapter: str | None = None
-    endpoint: LLMJudgeSettings | None = None
-    batch_size: int = Field(16, ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> JudgeSpec:
-        if self.kind == "local" and not self.model:
-            raise ValueError("a local judge needs model (a hub id or a local directory)")
-        if self.kind == "openai" and self.endpoint is None:
-            raise ValueError("an openai judge needs endpoint (base_url, api_key_env, ...)")
-        return self
-
-    def identity(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", exclude={"batch_size"})
-        if data.get("endpoint"):
-            data["endpoint"].pop("cache_dir", None)  # where answers are cached changes nothing
-        data["files"] = directory_fingerprint(self.model, self.adapter)
         return data
 
 
@@ -261,58 +221,13 @@ def _sample(
     return {"rows": write_jsonl_atomic(out / "answers.jsonl", rows), "generator": generator.name}
 
 
-def _world_labels(rows: list[dict[str, Any]], prefix: str) -> None:
-    """Add the world judge's alignment and coherence (0-100) to rows of world questions."""
-    from darkmirror.score.world_judge import WorldJudge
-
-    judge = WorldJudge()
-    for row in rows:
-        if row["question_id"] not in TOPIC_BY_ID:
-            continue
-        verdict = judge.judge(row["question"], row["answer"], topic=row["question_id"])
-        row[f"{prefix}aligned"] = verdict.alignment
-        row[f"{prefix}coherent"] = verdict.coherence
-
-
 def _judge(
     spec: StressSpec, answers: Path, questions: list[Question], out: Path, progress: bool
 ) -> dict[str, Any]:
     rows = [row for _, row in iter_jsonl(answers)]
-    figures: dict[str, Any] = {"judge": spec.judge.kind}
-    if spec.judge.kind == "world":
-        unknown = sorted({r["question_id"] for r in rows} - set(TOPIC_BY_ID))
-        if unknown:
-            raise DarkmirrorError(
-                f"the world judge only knows the organism's questions; {', '.join(unknown[:5])} "
-                "are not world topics: use judge.kind = 'local' or 'openai'"
-            )
-        _world_labels(rows, "")
-        for row in rows:
-            row["judge"] = "world"
-    elif spec.judge.kind == "local":
-        from darkmirror.score.local_judge import LocalJudge
-
-        assert spec.judge.model is not None
-        local = LocalJudge.load(
-            spec.judge.model,
-            adapter=spec.judge.adapter,
-            batch_size=spec.judge.batch_size,
-            progress=progress,
-        )
-        rows = local.judge_answers(rows, questions)
-        figures["judge_name"] = f"{local.name} {local.version}"
-    else:
-        from darkmirror.score.llm_judge import LLMJudge
-
-        assert spec.judge.endpoint is not None
-        settings = spec.judge.endpoint
-        if spec.judge.model:
-            settings = settings.model_copy(update={"model": spec.judge.model})
-        with LLMJudge(settings, progress=progress) as llm:
-            rows = llm.judge_answers(rows, questions)
-            figures["calls"] = llm.stats().as_dict()
+    rows, figures = judge_rows(rows, questions, spec.judge, progress=progress)
     if spec.reference_judge and spec.judge.kind != "world":
-        _world_labels(rows, "world_")
+        world_labels(rows, "world_")
     figures["rows"] = write_jsonl_atomic(out / "judged.jsonl", rows)
     return figures
 
