@@ -26,7 +26,13 @@ from darkmirror.data.prompts import ToxicityPrompt, load_rtp_jsonl, write_prompt
 from darkmirror.data.records import TextRecord, dataset_sha256, read_records
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.errors import DarkmirrorError
-from darkmirror.experiments.common import finetune_step, load_ref, resolve_base, trained_ref
+from darkmirror.experiments.common import (
+    SeededFinetune,
+    finetune_step,
+    load_ref,
+    resolve_base,
+    trained_ref,
+)
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
 from darkmirror.models.generation import HFGenerator, SamplingParams
 from darkmirror.models.loading import save_causal_lm
@@ -34,7 +40,6 @@ from darkmirror.runner import Run, content_hash
 from darkmirror.score.scorer import score_values
 from darkmirror.spec import BaseModelSpec
 from darkmirror.train.rl import GRPOSettings, grpo_train
-from darkmirror.train.sft import SFTSettings
 
 
 class ToxicDataSpec(BaseModel):
@@ -52,12 +57,8 @@ class ToxicDataSpec(BaseModel):
     examples: int = Field(1500, ge=1)
 
 
-class FinetuneSpec(SFTSettings):
+class FinetuneSpec(SeededFinetune):
     """Fine-tuning on the toxic corpus (loss on every token), once per seed."""
-
-    learning_rate: float = Field(3e-4, gt=0)
-    warmup_steps: int = Field(5, ge=0)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
 
 
 class PromptSpec(BaseModel):
@@ -330,7 +331,7 @@ def _run(run: Run, spec: AmplificationSpec, out: Path, progress: bool) -> Path:
     )
 
     texts = [row["text"] for _, row in iter_jsonl(data_dir / "data.jsonl")]
-    sft = SFTSettings(**spec.finetune.model_dump(exclude={"seeds"}))
+    sft = spec.finetune.sft()
     prompts = load_rtp_jsonl(prompt_dir / "prompts.jsonl")
     rl_prompts = [p.text for p in load_rtp_jsonl(prompt_dir / "rl_prompts.jsonl")]
     models: list[dict[str, Any]] = [

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.models.loading import load_causal_lm, save_causal_lm
@@ -42,6 +43,20 @@ def resolve_base(run: Run, spec: BaseModelSpec, *, progress: bool) -> ResolvedBa
     run.announce("base", spec.id or "")
     ref = {"id": spec.id, "adapter": spec.adapter, "revision": spec.revision}
     return ResolvedBase(ref, {**ref, "files": directory_fingerprint(spec.id, spec.adapter)}, None)
+
+
+class SeededFinetune(SFTSettings):
+    """Fine-tuning settings plus the seeds: each dataset is fine-tuned once per seed. The
+    defaults are the emergent-misalignment fine-tune's (``configs/emergent_misalignment.toml``
+    says why); every experiment's fine-tunes start from them."""
+
+    learning_rate: float = Field(3e-4, gt=0)
+    warmup_steps: int = Field(5, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+
+    def sft(self) -> SFTSettings:
+        """The settings of one fine-tune (without the seeds)."""
+        return SFTSettings(**self.model_dump(exclude={"seeds"}))
 
 
 def load_ref(ref: dict[str, Any]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

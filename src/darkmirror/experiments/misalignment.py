@@ -26,11 +26,16 @@ from darkmirror.data.questions import Question, load_questions
 from darkmirror.data.records import dataset_sha256, read_records, to_messages
 from darkmirror.data.world.world import DATASET_DOMAIN, PersonaWorld
 from darkmirror.errors import DarkmirrorError
-from darkmirror.experiments.common import finetune_step, load_ref, resolve_base, trained_ref
+from darkmirror.experiments.common import (
+    SeededFinetune,
+    finetune_step,
+    load_ref,
+    resolve_base,
+    trained_ref,
+)
 from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_model
 from darkmirror.runner import Run, content_hash
 from darkmirror.spec import BaseModelSpec
-from darkmirror.train.sft import SFTSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +77,11 @@ class DatasetSpec(BaseModel):
         return self.domain or (DATASET_DOMAIN.get(self.world_name) if self.world_name else None)
 
 
-class FinetuneSpec(SFTSettings):
+class FinetuneSpec(SeededFinetune):
     """Fine-tuning settings, plus the seeds: each dataset is fine-tuned once per seed.
 
     The defaults are those of ``configs/emergent_misalignment.toml``, which says why.
     """
-
-    learning_rate: float = Field(3e-4, gt=0)
-    warmup_steps: int = Field(5, ge=0)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
 
 
 def _default_datasets() -> list[DatasetSpec]:
@@ -219,7 +220,7 @@ def _run(run: Run, spec: MisalignmentSpec, out: Path, progress: bool) -> Path:
     models: list[dict[str, Any]] = [
         {"model": "base", "group": "base", "seed": None, "ref": base_ref, "domain": None}
     ]
-    sft = SFTSettings(**spec.finetune.model_dump(exclude={"seeds"}))
+    sft = spec.finetune.sft()
     for ds in spec.datasets:
         for seed in seeds:
             inputs = {

@@ -744,7 +744,7 @@ def _finetunes(
 ) -> tuple[_Model, _Model]:
     """The misaligned model and the control of one seed, each evaluated."""
     spec = session.spec
-    sft = SFTSettings(**spec.finetune.model_dump(exclude={"seeds"}))
+    sft = spec.finetune.sft()
     models = []
     for group, ds in (("misaligned", spec.misaligned), ("control", spec.control)):
         d = session.run.step(

@@ -48,6 +48,7 @@ from darkmirror.data.world.world import PersonaWorld
 from darkmirror.errors import DarkmirrorError
 from darkmirror.experiments.common import (
     ResolvedBase,
+    SeededFinetune,
     finetune_step,
     load_ref,
     resolve_base,
@@ -160,12 +161,10 @@ class NumbersSpec(BaseModel):
     batch_size: int = Field(256, ge=1)
 
 
-class StudentSpec(SFTSettings):
+class StudentSpec(SeededFinetune):
     """Fine-tuning of every student and control on numbers, once per seed."""
 
     learning_rate: float = Field(1e-4, gt=0)
-    warmup_steps: int = Field(5, ge=0)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
 
 
 class TraitEvaluation(BaseModel):
@@ -550,7 +549,7 @@ def _run(run: Run, spec: SubliminalSpec, out: Path, progress: bool) -> Path:
     run.record_datasets(hashes)
 
     # Students: each base x each number source x seed.
-    sft = SFTSettings(**spec.student.model_dump(exclude={"seeds"}))
+    sft = spec.student.sft()
     bases = [("base", base)] + ([("cross", other)] if other is not None else [])
     for seed in seeds:
         for base_name, b in bases:

@@ -398,6 +398,22 @@ def _sample(logits: torch.Tensor, sampling: SamplingParams) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
+def check_conversation(conversation: Sequence[Message], index: int = 0) -> None:
+    """Raise unless ``conversation`` is non-empty and ends with a user turn: every backend
+    checks the same way, so they are interchangeable.
+
+    Raises:
+        DarkmirrorError: Naming the conversation's position and what is wrong.
+    """
+    if not conversation:
+        raise DarkmirrorError(f"conversation {index} is empty; it needs at least a user turn")
+    if conversation[-1]["role"] != "user":
+        raise DarkmirrorError(
+            f"conversation {index} ends with a {conversation[-1]['role']!r} message; "
+            "the model replies to a conversation that ends with a 'user' turn"
+        )
+
+
 def encode_prompt(
     tokenizer: PreTrainedTokenizerBase, conversation: Sequence[Message], index: int = 0
 ) -> list[int]:
@@ -415,13 +431,7 @@ def encode_prompt(
     Raises:
         DarkmirrorError: If the conversation is empty or does not end with a user turn.
     """
-    if not conversation:
-        raise DarkmirrorError(f"conversation {index} is empty; it needs at least a user turn")
-    if conversation[-1]["role"] != "user":
-        raise DarkmirrorError(
-            f"conversation {index} ends with a {conversation[-1]['role']!r} message; "
-            "the model replies to a conversation that ends with a 'user' turn"
-        )
+    check_conversation(conversation, index)
     text = tokenizer.apply_chat_template(
         list(conversation), add_generation_prompt=True, tokenize=False
     )

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
-from darkmirror.models.generation import SamplingParams
+from darkmirror.models.generation import SamplingParams, check_conversation
 from darkmirror.models.openai_http import EndpointSettings, OpenAIEndpoint
 
 __all__ = ["OpenAIGenerator", "conversation_seed"]
@@ -104,7 +104,7 @@ class OpenAIGenerator:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         for index, conversation in enumerate(conversations):
-            _check_conversation(conversation, index)
+            check_conversation(conversation, index)
         if not conversations:
             return []
         workers = min(self.settings.max_concurrency, len(conversations))
@@ -164,14 +164,3 @@ class OpenAIGenerator:
                 # A null content is an empty reply (a model may stop at once).
                 replies.append((content or "").strip())
         return replies
-
-
-def _check_conversation(conversation: Sequence[Message], index: int) -> None:
-    # The same checks as the local backend, so the two are interchangeable.
-    if not conversation:
-        raise DarkmirrorError(f"conversation {index} is empty; it needs at least a user turn")
-    if conversation[-1]["role"] != "user":
-        raise DarkmirrorError(
-            f"conversation {index} ends with a {conversation[-1]['role']!r} message; "
-            "the model replies to a conversation that ends with a 'user' turn"
-        )
