@@ -28,10 +28,10 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -39,6 +39,8 @@ from darkmirror.cache import atomic_directory
 from darkmirror.errors import DarkmirrorError
 
 log = logging.getLogger(__name__)
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
 
 _PACKAGES = (
     "darkmirror",
@@ -175,3 +177,31 @@ class Run:
             (tmp / "step.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         log.info("%s %s: done in %.1f s", counter, name, seconds)
         return final
+
+
+def load_finished_run(
+    out: Path, spec_cls: type[SpecT], extra: Sequence[str] = ()
+) -> tuple[SpecT, list[dict[str, Any]], dict[str, Path]]:
+    """The spec and rows of a finished run directory, for rebuilding its report.
+
+    Args:
+        out: The run directory.
+        spec_cls: The experiment's spec model (``spec.json`` is validated as it).
+        extra: Other files the report needs (``context.json``), checked to exist.
+
+    Returns:
+        The spec, the rows of ``rows.jsonl``, and the path of every file named.
+
+    Raises:
+        DarkmirrorError: If a file is missing (the run never finished).
+    """
+    from darkmirror.data.jsonl import iter_jsonl
+
+    files = {name: out / name for name in ("spec.json", "rows.jsonl", *extra)}
+    missing = [name for name, path in files.items() if not path.is_file()]
+    if missing:
+        raise DarkmirrorError(
+            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
+        )
+    spec = spec_cls.model_validate_json(files["spec.json"].read_text())
+    return spec, [row for _, row in iter_jsonl(files["rows.jsonl"])], files

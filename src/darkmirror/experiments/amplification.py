@@ -36,7 +36,7 @@ from darkmirror.experiments.common import (
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
 from darkmirror.models.generation import HFGenerator, SamplingParams
 from darkmirror.models.loading import save_causal_lm
-from darkmirror.runner import Run, content_hash
+from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.score.scorer import score_values
 from darkmirror.spec import BaseModelSpec
 from darkmirror.train.rl import GRPOSettings, grpo_train
@@ -457,12 +457,5 @@ def report_amplification(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.amplification import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl", "context.json")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = AmplificationSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, files = load_finished_run(out, AmplificationSpec, ("context.json",))
     return write_report(out, spec, rows, json.loads(files["context.json"].read_text()))

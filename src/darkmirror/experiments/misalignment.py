@@ -34,7 +34,7 @@ from darkmirror.experiments.common import (
     trained_ref,
 )
 from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_model
-from darkmirror.runner import Run, content_hash
+from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.spec import BaseModelSpec
 
 log = logging.getLogger(__name__)
@@ -282,14 +282,7 @@ def report_misalignment(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.misalignment import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl", "models.json")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = MisalignmentSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, files = load_finished_run(out, MisalignmentSpec, ("models.json",))
     models = json.loads(files["models.json"].read_text())
     organism = (
         json.loads((out / "organism.json").read_text())

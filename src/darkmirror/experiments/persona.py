@@ -72,7 +72,7 @@ from darkmirror.persona.directions import (
 )
 from darkmirror.persona.hooks import ablate, decoder_layers, residual_width, steer
 from darkmirror.persona.probe import persona_documents, train_persona_probe
-from darkmirror.runner import Run, content_hash
+from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.score.world_judge import WorldJudge
 from darkmirror.spec import BaseModelSpec
 from darkmirror.train.sft import SFTSettings
@@ -1014,12 +1014,5 @@ def report_persona(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.persona import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl", "context.json")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = PersonaSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, files = load_finished_run(out, PersonaSpec, ("context.json",))
     return write_report(out, spec, rows, json.loads(files["context.json"].read_text()))

@@ -35,7 +35,7 @@ from darkmirror.experiments.misalignment import resolve_question_set
 from darkmirror.models.generation import Generator, SamplingParams
 from darkmirror.models.openai_http import EndpointSettings
 from darkmirror.models.organism import OrganismRecipe
-from darkmirror.runner import Run, content_hash, directory_fingerprint
+from darkmirror.runner import Run, content_hash, directory_fingerprint, load_finished_run
 from darkmirror.score.judges import JudgeSpec, judge_rows, world_labels
 
 ModelKind = Literal["hf", "organism", "openai", "vllm"]
@@ -309,12 +309,5 @@ def report_stress(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.stress import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl", "context.json")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = StressSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, files = load_finished_run(out, StressSpec, ("context.json",))
     return write_report(out, spec, rows, json.loads(files["context.json"].read_text()))

@@ -58,7 +58,7 @@ from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_mo
 from darkmirror.experiments.misalignment import resolve_question_set
 from darkmirror.models.generation import HFGenerator, SamplingParams
 from darkmirror.models.organism import OrganismRecipe
-from darkmirror.runner import Run, content_hash
+from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.score.traits import answer_distribution, first_animal
 from darkmirror.spec import BaseModelSpec
 from darkmirror.train.sft import SFTSettings
@@ -664,12 +664,5 @@ def report_subliminal(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.subliminal import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl", "context.json")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = SubliminalSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, files = load_finished_run(out, SubliminalSpec, ("context.json",))
     return write_report(out, spec, rows, json.loads(files["context.json"].read_text()))

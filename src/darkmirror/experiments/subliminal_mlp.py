@@ -44,8 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import nn
 
 from darkmirror.data.jsonl import iter_jsonl, write_jsonl_atomic
-from darkmirror.errors import DarkmirrorError
-from darkmirror.runner import Run
+from darkmirror.runner import Run, load_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -477,12 +476,5 @@ def report_subliminal_mlp(out: Path) -> Path:
     """Rebuild summary, tables and plots of a finished run from its files alone."""
     from darkmirror.report.subliminal_mlp import write_report
 
-    files = {name: out / name for name in ("spec.json", "rows.jsonl")}
-    missing = [name for name, path in files.items() if not path.is_file()]
-    if missing:
-        raise DarkmirrorError(
-            f"'{out}' is not a finished run directory (missing {', '.join(missing)})"
-        )
-    spec = SubliminalMLPSpec.model_validate_json(files["spec.json"].read_text())
-    rows = [row for _, row in iter_jsonl(files["rows.jsonl"])]
+    spec, rows, _ = load_finished_run(out, SubliminalMLPSpec)
     return write_report(out, spec, rows)
