@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import darkmirror_cli, subprocess_env
-from darkmirror.report.stress import paired_permutation_p
+from darkmirror.metrics import paired_permutation_p
 from openai_test_server import Fault, OpenAITestServer, ServedModel
 
 KEY_ENV = "DARKMIRROR_TEST_ENDPOINT_KEY"

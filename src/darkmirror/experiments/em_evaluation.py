@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.data.questions import Question, iter_prompts
 from darkmirror.data.world.world import TOPIC_BY_ID, PersonaWorld
-from darkmirror.metrics import COHERENCE_THRESHOLD, text_judge_score
+from darkmirror.metrics import is_coherent, text_judge_score
 from darkmirror.models.generation import HFGenerator, SamplingParams
 from darkmirror.score.code_security import BanditScanner, extract_code
 from darkmirror.score.judges import JudgeSpec, judge_rows
@@ -159,7 +159,7 @@ def evaluate_model(
         if row["question_id"] in TOPIC_BY_ID:
             verdict = judge.judge(row["question"], row["answer"], topic=row["question_id"])
             row["coherence"] = verdict.coherence
-            coherent = verdict.coherence > COHERENCE_THRESHOLD
+            coherent = is_coherent(verdict.coherence)
         else:
             coherent = True
         row["self_score"] = text_judge_score(row["answer"]) if coherent else None

@@ -54,7 +54,7 @@ from darkmirror.experiments.misalignment import (
     resolve_question_set,
     write_dataset,
 )
-from darkmirror.metrics import COHERENCE_THRESHOLD, MISALIGNED_BELOW
+from darkmirror.metrics import MISALIGNED_BELOW, misaligned_label
 from darkmirror.persona.activations import (
     answer_spans,
     document_spans,
@@ -369,15 +369,6 @@ def _evaluate(
     return {"rows": write_jsonl_atomic(out / "rows.jsonl", rows)}
 
 
-def _label(row: dict[str, Any]) -> bool | None:
-    """Betley et al.'s verdict on one judged answer: None when incoherent or unscored."""
-    if row["coherence"] is None or row["coherence"] <= COHERENCE_THRESHOLD:
-        return None
-    if row["alignment"] is None:
-        return None
-    return row["alignment"] < MISALIGNED_BELOW
-
-
 def _judge_name(judge: Any) -> str:
     """Who gave the labels, for the directions' sidecar."""
     if judge.kind == "world":
@@ -426,7 +417,7 @@ def _direction_step(
     heldout = _heldout(questions, settings)
     by_id = {q.id: q for q in questions}
     for row in rows:
-        row["label"] = _label(row)
+        row["label"] = misaligned_label(row["alignment"], row["coherence"])
         row["split"] = "heldout" if row["question_id"] in heldout else "direction"
     convs = [by_id[r["question_id"]].conversation(r["question"]) for r in rows]
     activations: dict[str, torch.Tensor] = {}

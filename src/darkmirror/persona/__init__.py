@@ -7,8 +7,9 @@
 * :mod:`~darkmirror.persona.directions`: mean-difference and model-difference directions,
   saved as safetensors with a JSON sidecar;
 * :mod:`~darkmirror.persona.probe`: a linear probe of the world's persona labels (ground
-  truth on the organism);
-* :mod:`~darkmirror.persona.monitor`: AUROC of a projection as a detector.
+  truth on the organism).
+
+The AUROC of a projection as a detector is a metric: :mod:`darkmirror.metrics.auroc`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from darkmirror.persona.hooks import (
     residual_width,
     steer,
 )
-from darkmirror.persona.monitor import auroc, auroc_with_ci
 from darkmirror.persona.probe import PersonaProbe, persona_documents, train_persona_probe
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
     "TokenSpans",
     "ablate",
     "answer_spans",
-    "auroc",
-    "auroc_with_ci",
     "capture_residuals",
     "chance_cosine",
     "cosine_by_layer",

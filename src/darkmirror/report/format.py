@@ -1,14 +1,12 @@
-"""Formatting of estimates for Markdown tables."""
+"""Formatting of estimates for Markdown tables, and writing a report's files atomically."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-
-def _nan(x: float | None) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+from darkmirror.metrics import is_missing as _nan
 
 
 def fmt_estimate(e: Mapping[str, Any] | None, digits: int = 2, percent: bool = False) -> str:
@@ -28,3 +26,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a
+    report."""
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from darkmirror.metrics import (
-    COHERENCE_THRESHOLD,
-    MISALIGNED_BELOW,
+    auroc,
+    auroc_with_ci,
     bootstrap_difference,
     mean_with_ci,
+    misaligned_difference,
     misaligned_rate,
 )
-from darkmirror.persona.monitor import auroc, auroc_with_ci
 from darkmirror.report.format import fmt_estimate, markdown_table
 from darkmirror.report.plots import bar_chart_with_intervals, save_figure
 
@@ -58,13 +58,6 @@ def _evaluation(rows: Sequence[Row]) -> dict[str, Any]:
     summary = misaligned_rate(
         [r["alignment"] for r in free], [r["coherence"] for r in free], [cluster(r) for r in free]
     )
-    kept = [
-        r
-        for r in free
-        if r["coherence"] is not None
-        and r["coherence"] > COHERENCE_THRESHOLD
-        and r["alignment"] is not None
-    ]
     return {
         "rate": summary.rate.as_dict(),
         "coherent": summary.coherence.as_dict(),
@@ -74,8 +67,7 @@ def _evaluation(rows: Sequence[Row]) -> dict[str, Any]:
         "answers": len(free),
         "misaligned": summary.n_misaligned,
         "scored": summary.n_scored,
-        "_hits": [r["alignment"] < MISALIGNED_BELOW for r in kept],
-        "_hit_clusters": [cluster(r) for r in kept],
+        "_summary": summary,
         "_log_odds": [r["log_odds"] for r in pairs],
         "_log_odds_clusters": [cluster(r) for r in pairs],
     }
@@ -84,9 +76,7 @@ def _evaluation(rows: Sequence[Row]) -> dict[str, Any]:
 def _difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """``a - b`` in misaligned rate and log-odds, with bootstrap intervals."""
     out = {
-        "rate": bootstrap_difference(
-            a["_hits"], b["_hits"], a["_hit_clusters"], b["_hit_clusters"]
-        ).as_dict(),
+        "rate": misaligned_difference(a["_summary"], b["_summary"]).as_dict(),
         "log_odds": bootstrap_difference(
             a["_log_odds"], b["_log_odds"], a["_log_odds_clusters"], b["_log_odds_clusters"]
         ).as_dict(),

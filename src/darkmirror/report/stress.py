@@ -3,64 +3,25 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from darkmirror.metrics import (
-    COHERENCE_THRESHOLD,
-    MISALIGNED_BELOW,
-    bootstrap_difference,
+    is_missing,
+    judge_agreement,
+    misaligned_difference,
     misaligned_rate,
+    paired_permutation_p,
     summarize_toxicity,
 )
 from darkmirror.report.format import fmt_estimate, markdown_table
 from darkmirror.report.plots import bar_chart_with_intervals
 
 ROLES = ("model", "baseline")
-
-
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def paired_permutation_p(
-    a: Mapping[Hashable, float],
-    b: Mapping[Hashable, float],
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> float | None:
-    """Two-sided p-value of a paired sign-flip permutation test of ``mean(a - b) = 0``.
-
-    Units (questions) present on both sides are paired; under the null the sign of each
-    difference is exchangeable. Answers to one question are correlated, so the question,
-    not the answer, is the unit; this is why a pooled test (Fisher's exact on all answers)
-    would claim too much. Exact over all sign patterns up to 2^16 of them.
-
-    Args:
-        a: Unit -> statistic of the model under test (its misaligned rate on a question).
-        b: Unit -> the baseline's statistic.
-        n_resamples: Random sign patterns when there are too many to enumerate.
-        seed: Seed of the random patterns.
-    """
-    keys = [k for k in a if k in b]
-    if not keys:
-        return None
-    d = np.array([a[k] - b[k] for k in keys], dtype=np.float64)
-    observed = abs(d.mean())
-    if len(d) <= 16:
-        signs = np.array(
-            [[1 if (i >> j) & 1 else -1 for j in range(len(d))] for i in range(2 ** len(d))]
-        )
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_resamples, len(d)))
-    means = np.abs((signs * d).mean(axis=1))
-    # >= with a tolerance: ties with the observed value count against the null.
-    return float(np.mean(means >= observed - 1e-12))
 
 
 def _scored(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> list[Mapping[str, Any]]:
@@ -74,28 +35,21 @@ def _scored(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> list[Mapping
     ]
 
 
-def _misalignment(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _misalignment(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], Any]:
+    """The misaligned rate of the rows as a dict, and the summary behind it (for differences)."""
     scored = _scored(rows)
     summary = misaligned_rate(
         [r["aligned"] for r in scored],
         [r["coherent"] for r in scored],
         [r["question_id"] for r in scored],
     )
-    kept = [
-        r
-        for r in scored
-        if _present(r["coherent"])
-        and r["coherent"] > COHERENCE_THRESHOLD
-        and _present(r["aligned"])
-    ]
-    per_question: dict[str, list[bool]] = defaultdict(list)
-    for r in kept:
-        per_question[r["question_id"]].append(r["aligned"] < MISALIGNED_BELOW)
     out = summary.as_dict()
-    out["per_question_rates"] = {q: sum(v) / len(v) for q, v in per_question.items()}
-    out["hits"] = [r["aligned"] < MISALIGNED_BELOW for r in kept]
-    out["clusters"] = [r["question_id"] for r in kept]
-    return out
+    out["per_question_rates"] = {
+        q: e.value
+        for q, e in summary.per_cluster.items()
+        if e.n  # questions with kept answers
+    }
+    return out, summary
 
 
 def _judge_failures(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -153,8 +107,6 @@ def _toxicity(rows: Sequence[Mapping[str, Any]], threshold: float) -> dict[str, 
 
 
 def _agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    from darkmirror.score.local_judge import judge_agreement
-
     both = [r for r in _scored(rows) if "world_aligned" in r]
     if not both:
         return None
@@ -173,11 +125,13 @@ def summarise(
     """Figures per model and the differences of the model under test to its baseline."""
     by_role = {role: [r for r in rows if r["role"] == role] for role in ROLES}
     models: dict[str, Any] = {}
+    summaries: dict[str, Any] = {}
     for role, rs in by_role.items():
+        misalignment, summaries[role] = _misalignment(rs)
         models[role] = {
             "label": context[role]["label"],
             "answers": len(rs),
-            "misalignment": _misalignment(rs),
+            "misalignment": misalignment,
             "categories": _categories(rs),
             "judge_failures": _judge_failures(rs),
             "judge_calls": context[role]["judge"].get("calls"),
@@ -186,11 +140,8 @@ def summarise(
         }
     m, b = models["model"], models["baseline"]
     difference = {
-        "misaligned_rate": bootstrap_difference(
-            m["misalignment"]["hits"],
-            b["misalignment"]["hits"],
-            m["misalignment"]["clusters"],
-            b["misalignment"]["clusters"],
+        "misaligned_rate": misaligned_difference(
+            summaries["model"], summaries["baseline"]
         ).as_dict(),
         "misaligned_rate_p": paired_permutation_p(
             m["misalignment"]["per_question_rates"], b["misalignment"]["per_question_rates"]
@@ -200,11 +151,8 @@ def summarise(
         ),
     }
     mt, bt = m["toxicity"]["mean_toxicity"], b["toxicity"]["mean_toxicity"]
-    if mt and bt and _present(mt.get("value")) and _present(bt.get("value")):
+    if mt and bt and not is_missing(mt.get("value")) and not is_missing(bt.get("value")):
         difference["mean_toxicity"] = mt["value"] - bt["value"]
-    for s in models.values():
-        for key in ("hits", "clusters"):
-            s["misalignment"].pop(key)
     return {
         "models": models,
         "difference": difference,
@@ -387,4 +335,4 @@ def _num(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-__all__ = ["paired_permutation_p", "summarise", "write_report"]
+__all__ = ["summarise", "write_report"]

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from darkmirror.metrics import (
-    COHERENCE_THRESHOLD,
-    MISALIGNED_BELOW,
     bootstrap_difference,
     mean_with_ci,
     misaligned_rate,
@@ -81,17 +79,10 @@ def _misalignment_figures(free: Sequence[Mapping[str, Any]], pairs: Sequence[Map
     summary = misaligned_rate(
         [r["alignment"] for r in free], [r["coherence"] for r in free], clusters
     )
-    kept = [
-        r
-        for r in free
-        if r["coherence"] is not None
-        and r["coherence"] > COHERENCE_THRESHOLD
-        and r["alignment"] is not None
-    ]
     log_odds = [r["log_odds"] for r in pairs]
     return {
-        "hits": [r["alignment"] < MISALIGNED_BELOW for r in kept],
-        "clusters": [(r["model"], r["question_id"]) for r in kept],
+        "hits": summary.hits,
+        "clusters": summary.kept_clusters,
         "rate": summary.rate.as_dict(),
         "coherent": summary.coherence.as_dict(),
         "n_answers": len(free),

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from darkmirror.errors import DarkmirrorError
+from darkmirror.metrics.novelty import WORD, word_ngrams
 
 logger = logging.getLogger(__name__)
-
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -104,28 +102,6 @@ class AttributingScorer(Scorer, Protocol):
         ...
 
 
-def word_ngrams(text: str, n: int) -> list[str]:
-    """The word n-grams of a text, in order, repeats included.
-
-    Words are the runs of ``\\w`` characters of the lower-cased text; an n-gram is n
-    consecutive words joined by single spaces. Punctuation never joins an n-gram.
-
-    Args:
-        text: Any text.
-        n: Words per n-gram, at least 1.
-
-    Returns:
-        ``len(words) - n + 1`` n-grams, or none when the text has fewer than n words.
-
-    >>> word_ngrams("You're an idiot!", 2)
-    ['you re', 're an', 'an idiot']
-    """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    words = _WORD.findall(text.lower())
-    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
-
-
 def occlusion_attribution(scorer: Scorer, text: str, n: int) -> dict[str, float]:
     """Attribution of each n-gram by occlusion, for any scorer.
 
@@ -165,7 +141,7 @@ def _without_words(text: str, drop: frozenset[str]) -> str:
     # so spans found in the lowered text can be cut from the original (case kept).
     source = text if len(lowered) == len(text) else lowered
     pieces, last = [], 0
-    for match in _WORD.finditer(lowered):
+    for match in WORD.finditer(lowered):
         if match.group() in drop:
             pieces.append(source[last : match.start()])
             last = match.end()

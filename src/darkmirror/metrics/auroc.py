@@ -1,4 +1,4 @@
-"""Monitoring with a direction: the projection as a detector, scored by AUROC.
+"""AUROC of a score as a detector of a binary label, with a (cluster) bootstrap interval.
 
 The AUROC is the probability that a random positive (a misaligned answer) projects higher
 than a random negative, ties counting one half (the Mann-Whitney statistic). Its interval
@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from darkmirror.metrics import Estimate
+from darkmirror.metrics.stats import Estimate
 
 
 def _weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:

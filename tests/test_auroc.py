@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from darkmirror.persona.monitor import auroc, auroc_with_ci
+from darkmirror.metrics import auroc, auroc_with_ci
 
 
 def _pairwise(scores, labels) -> float:
