@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,10 +12,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrai
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import SPECIAL_TOKENS, Message, render_chat
-from darkmirror.models.generation import (
-    Generator,
+from darkmirror.models.generation import Generator, SamplingParams
+from darkmirror.models.hf_generator import (
     HFGenerator,
-    SamplingParams,
     _sample,
     decode_batch,
     encode_prompt,
@@ -159,6 +160,19 @@ def test_greedy_matches_decoding_from_scratch(
     assert replies == [
         [reference_greedy(llama, tokenizer, c, GREEDY.max_new_tokens)] for c in CONVERSATIONS
     ]
+
+
+def test_the_generator_interface_does_not_import_torch():
+    # Backend-neutral code (the OpenAI backend, a replay of recorded answers) must not pay
+    # for torch: only the local backend, darkmirror.models.hf_generator, imports it.
+    code = (
+        "import sys, darkmirror.models.generation, darkmirror.models.openai_backend; "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_same_seed_gives_same_replies_whatever_ran_before(

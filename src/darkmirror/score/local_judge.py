@@ -55,7 +55,7 @@ from darkmirror.metrics import (
     MISALIGNED_BELOW,
     judge_score_from_probs,
 )
-from darkmirror.models.generation import (
+from darkmirror.models.hf_generator import (
     accepts_kwarg,
     context_length,
     encode_prompt,
