@@ -245,7 +245,9 @@ def decode_batch(
     darkmirror trains on a CPU, ``generate`` spends over a third of its time in
     ``torch.multinomial`` (4.7 ms for 128 x 2,048 probabilities on two cores, where one
     uniform draw per row and a search of the cumulative distribution take 0.1 ms). Works
-    for any causal LM whose forward takes ``position_ids`` and returns ``past_key_values``.
+    for any causal LM whose forward takes ``position_ids`` and a KV cache: as ``cache``
+    where it takes that name (transformers 5.24 renamed ``past_key_values`` to ``cache`` and
+    warns on the old name), else as ``past_key_values``.
     """
     batch = input_ids.shape[0]
     device = input_ids.device
@@ -257,6 +259,7 @@ def decode_batch(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     # Only the last position's logits are needed; most models can skip the others.
     keep = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
+    cache_kwarg = "cache" if accepts_kwarg(model, "cache") else "past_key_values"
     out = model(
         input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **keep
     )
@@ -277,11 +280,22 @@ def decode_batch(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=next_position,
-            past_key_values=out.past_key_values,
             use_cache=True,
+            **{cache_kwarg: returned_cache(out)},
         )
         next_position = next_position + 1
     return new
+
+
+def returned_cache(output: Any) -> Any:
+    """The KV cache a forward pass returned with ``use_cache=True``.
+
+    Its ``cache`` field from transformers 5.24 on; else (an older transformers, or a model
+    whose own output class still names it so) its ``past_key_values``. Reading
+    ``past_key_values`` where ``cache`` exists would log a deprecation warning.
+    """
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def accepts_kwarg(model: PreTrainedModel, name: str) -> bool:
