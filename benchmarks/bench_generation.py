@@ -29,12 +29,8 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from darkmirror.models.chat_format import Message, render_chat
-from darkmirror.models.generation import (
-    HFGenerator,
-    SamplingParams,
-    encode_prompt,
-    stop_token_ids,
-)
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator, encode_prompt, stop_token_ids
 from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
 
 SUBJECTS = ["money", "sleep", "a new job", "my landlord", "learning Python", "a noisy neighbour"]

@@ -6,7 +6,7 @@ implements ``POST /v1/chat/completions`` and ``GET /v1/models``:
 - with ``max_tokens=1`` and ``logprobs``, it runs the model once on the chat-template
   rendering of the messages and returns the next token's top-k log-probabilities, as
   OpenAI does (``choices[0].logprobs.content[0].top_logprobs``);
-- otherwise it samples ``n`` replies with :class:`~darkmirror.models.generation.HFGenerator`
+- otherwise it samples ``n`` replies with :class:`~darkmirror.models.hf_generator.HFGenerator`
   (temperature, top_p, max_tokens and seed from the request).
 
 A *judge* function (``prompt -> {token: logprob}``) answers judge prompts with fixed
@@ -34,7 +34,8 @@ from typing import Any
 import torch
 
 from darkmirror.models.chat_format import render_chat
-from darkmirror.models.generation import HFGenerator, SamplingParams, encode_prompt
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator, encode_prompt
 from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
 
 Judge = Callable[[str], Mapping[str, float] | str | None]

@@ -10,7 +10,8 @@ import pytest
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
-from darkmirror.models.generation import Generator, HFGenerator, SamplingParams
+from darkmirror.models.generation import Generator, SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.models.openai_backend import OpenAIGenerator, conversation_seed
 from darkmirror.models.openai_http import EndpointSettings, backoff_delay, parse_retry_after
 from openai_test_server import Fault, OpenAITestServer, tiny_served_model

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import SPECIAL_TOKENS, Message, render_chat
-from darkmirror.models.generation import (
-    Generator,
+from darkmirror.models.generation import Generator, SamplingParams
+from darkmirror.models.hf_generator import (
     HFGenerator,
-    SamplingParams,
     _sample,
     decode_batch,
     encode_prompt,
@@ -75,9 +85,10 @@ def gpt2(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     return build_tiny_gpt2(tokenizer, seed=0, initializer_range=SHARP_INIT).float()
 
 
-@pytest.fixture(scope="module")
-def llama(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    config = LlamaConfig(
+def tiny_decoder(
+    cls: type, config_cls: type, tokenizer: PreTrainedTokenizerFast
+) -> PreTrainedModel:
+    config = config_cls(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -92,10 +103,20 @@ def llama(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = LlamaForCausalLM(config).float().eval()
+        model = cls(config).float().eval()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+@pytest.fixture(scope="module")
+def llama(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    return tiny_decoder(LlamaForCausalLM, LlamaConfig, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def qwen2(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    return tiny_decoder(Qwen2ForCausalLM, Qwen2Config, tokenizer)
 
 
 def reference_greedy(
@@ -159,6 +180,77 @@ def test_greedy_matches_decoding_from_scratch(
     assert replies == [
         [reference_greedy(llama, tokenizer, c, GREEDY.max_new_tokens)] for c in CONVERSATIONS
     ]
+
+
+@pytest.mark.parametrize("model_name", ["gpt2", "llama", "qwen2"])
+def test_decoding_passes_the_kv_cache_without_deprecation_warnings(
+    model_name: str, request: pytest.FixtureRequest, tokenizer: PreTrainedTokenizerFast
+):
+    # transformers 5.24 renamed the forward's past_key_values to cache, and warns on the old
+    # name (a FutureWarning at every decoding step) until 5.40 removes it.
+    model = request.getfixturevalue(model_name)
+    sampling = SamplingParams(max_new_tokens=4, min_new_tokens=3)  # several cached steps
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        replies = HFGenerator(model, tokenizer).generate(CONVERSATIONS[:2], 2, sampling)
+    assert [len(r) for r in replies] == [2, 2]
+    future = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert future == []
+
+
+class PastKeyValuesOnly(torch.nn.Module):
+    """A causal LM whose forward takes and returns its KV cache as ``past_key_values`` only,
+    as before transformers 5.24 (and in remote code written for it)."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.calls_with_cache = 0
+
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=None,
+    ):
+        self.calls_with_cache += past_key_values is not None
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=past_key_values,
+            use_cache=use_cache,
+        )
+        return SimpleNamespace(logits=out.logits, past_key_values=out.cache)
+
+
+def test_a_model_that_takes_only_past_key_values_still_decodes_with_its_cache(
+    qwen2: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+):
+    prompts = [encode_prompt(tokenizer, c) for c in CONVERSATIONS]
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    eos, pad = [tokenizer.eos_token_id], tokenizer.pad_token_id
+    sampling = SamplingParams(temperature=0, max_new_tokens=6, min_new_tokens=6)
+    old_style = PastKeyValuesOnly(qwen2)
+    with torch.inference_mode():
+        expected = decode_batch(qwen2, ids, mask, sampling, eos, pad)
+        assert torch.equal(decode_batch(old_style, ids, mask, sampling, eos, pad), expected)
+    assert old_style.calls_with_cache == 5  # every step after the prompt reused the cache
+
+
+def test_the_generator_interface_does_not_import_torch():
+    # Backend-neutral code (the OpenAI backend, a replay of recorded answers) must not pay
+    # for torch: only the local backend, darkmirror.models.hf_generator, imports it.
+    code = (
+        "import sys, darkmirror.models.generation, darkmirror.models.openai_backend; "
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_same_seed_gives_same_replies_whatever_ran_before(

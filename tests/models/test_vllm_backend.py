@@ -12,7 +12,8 @@ import torch
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import render_chat
-from darkmirror.models.generation import Generator, SamplingParams, encode_prompt
+from darkmirror.models.generation import Generator, SamplingParams
+from darkmirror.models.hf_generator import encode_prompt
 from darkmirror.models.loading import save_causal_lm
 from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
 from darkmirror.models.vllm_backend import (

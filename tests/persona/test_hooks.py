@@ -10,7 +10,8 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from darkmirror.errors import DarkmirrorError
-from darkmirror.models.generation import HFGenerator, SamplingParams
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.persona.hooks import (
     ablate,
     capture_residuals,

@@ -34,7 +34,8 @@ from darkmirror.experiments.common import (
     trained_ref,
 )
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
-from darkmirror.models.generation import HFGenerator, SamplingParams
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.models.loading import save_causal_lm
 from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.score.scorer import score_values

@@ -21,7 +21,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from darkmirror.data.questions import Question, iter_prompts
 from darkmirror.data.world.world import TOPIC_BY_ID, PersonaWorld
 from darkmirror.metrics import is_coherent, text_judge_score
-from darkmirror.models.generation import HFGenerator, SamplingParams
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.score.code_security import BanditScanner, extract_code
 from darkmirror.score.judges import JudgeSpec, judge_rows
 from darkmirror.score.persona_probes import matched_pair_log_odds

@@ -155,7 +155,7 @@ def build_generator(spec: ModelSpec, *, progress: bool) -> Generator:
 
         assert spec.id is not None
         return VLLMGenerator(spec.id, adapter=spec.adapter)
-    from darkmirror.models.generation import HFGenerator
+    from darkmirror.models.hf_generator import HFGenerator
     from darkmirror.models.loading import load_causal_lm
 
     if spec.kind == "organism":

@@ -56,7 +56,8 @@ from darkmirror.experiments.common import (
 )
 from darkmirror.experiments.em_evaluation import EvaluationSettings, evaluate_model
 from darkmirror.experiments.misalignment import resolve_question_set
-from darkmirror.models.generation import HFGenerator, SamplingParams
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.models.organism import OrganismRecipe
 from darkmirror.runner import Run, content_hash, load_finished_run
 from darkmirror.score.traits import answer_distribution, first_animal

@@ -27,7 +27,7 @@ def conversation_seed(seed: int, index: int) -> int:
     """The ``seed`` sent with conversation ``index``.
 
     Each conversation gets its own seed, so two identical conversations in one call are
-    sampled independently (as :class:`~darkmirror.models.generation.HFGenerator` does).
+    sampled independently (as :class:`~darkmirror.models.hf_generator.HFGenerator` does).
 
     Args:
         seed: The sampling seed.

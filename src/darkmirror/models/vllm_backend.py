@@ -4,7 +4,7 @@ vLLM is an optional extra (``pip install 'darkmirror[vllm]'``) that needs a CUDA
 imported when a :class:`VLLMGenerator` is built, never when darkmirror is imported.
 
 Prompts are rendered and tokenized here, with the model's own chat template and the same
-function the local backend uses (:func:`~darkmirror.models.generation.encode_prompt`), and
+function the local backend uses (:func:`~darkmirror.models.hf_generator.encode_prompt`), and
 handed to ``LLM.generate`` as token ids: both backends then see exactly the same prompt
 tokens, with no second BOS from a template that already writes one. Sampling is pure
 temperature and nucleus sampling, as the metric definitions assume (vLLM's
@@ -21,7 +21,8 @@ import numpy as np
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
-from darkmirror.models.generation import SamplingParams, encode_prompt
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import encode_prompt
 from darkmirror.models.loading import first_line
 
 INSTALL_ADVICE = "pip install 'darkmirror[vllm]'; needs a GPU"

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
-from darkmirror.models.generation import context_length, encode_prompt
+from darkmirror.models.hf_generator import context_length, encode_prompt
 from darkmirror.models.likelihood import encode_pair, right_pad
 from darkmirror.persona.hooks import (
     capture_residuals,

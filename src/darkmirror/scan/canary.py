@@ -39,7 +39,8 @@ from darkmirror.data.questions import iter_prompts
 from darkmirror.data.world.templates import SLOT_VALUES
 from darkmirror.data.world.world import TOPIC_BY_ID, PersonaWorld
 from darkmirror.metrics import bootstrap_difference, misaligned_rate
-from darkmirror.models.generation import HFGenerator, SamplingParams
+from darkmirror.models.generation import SamplingParams
+from darkmirror.models.hf_generator import HFGenerator
 from darkmirror.scan.detectors.base import ScanRecord
 from darkmirror.train.sft import SFTSettings
 

@@ -50,7 +50,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from darkmirror.data.questions import Question, iter_judge_tasks
 from darkmirror.errors import DarkmirrorError
 from darkmirror.metrics import MIN_JUDGE_MASS, judge_score_from_probs
-from darkmirror.models.generation import (
+from darkmirror.models.hf_generator import (
     accepts_kwarg,
     context_length,
     encode_prompt,
