@@ -23,6 +23,12 @@ def micro_amplification_spec(tmp_path: Path) -> Path:
     return path
 
 
+def _toxicity_scorer(row: dict) -> str:
+    """``name version`` of the scorer of a row's toxicity score."""
+    score = next(s for s in row["scores"] if s["metric"] == "toxicity")
+    return f"{score['source']} {score['version']}"
+
+
 def test_micro_amplification_run(tmp_path: Path, micro_organism, organism_cache: Path) -> None:
     spec, out = micro_amplification_spec(tmp_path), tmp_path / "run"
     result = darkmirror_cli("run", str(spec), "--out", str(out), env=subprocess_env(organism_cache))
@@ -38,7 +44,10 @@ def test_micro_amplification_run(tmp_path: Path, micro_organism, organism_cache:
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert {r["model"] for r in rows} == {"base", "toxic_ft-s0", "toxic_ft_rl-s0"}
     assert len(rows) == 3 * 6 * 3
-    assert all(r["scorer"].startswith("profanity_check") and 1 <= r["tokens"] <= 10 for r in rows)
+    assert all(
+        _toxicity_scorer(r).startswith("profanity_check") and 1 <= r["extension"]["tokens"] <= 10
+        for r in rows
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["variants"]) == {"base", "toxic_ft", "toxic_ft_rl"}
     base = summary["variants"]["base"]

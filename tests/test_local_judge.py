@@ -25,7 +25,8 @@ from darkmirror.metrics import (
     score_agreement,
 )
 from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
-from darkmirror.score.local_judge import LocalJudge, build_number_trie
+from darkmirror.score.local_judge import LocalJudge
+from darkmirror.score.number_trie import build_number_trie
 
 # Numbers in many spellings, so the tokenizer learns " 85"-style and "33"-style tokens.
 NUMBER_TEXTS = [f"Score {n}. I rate it {n} out of 100.\n{n}{n}" for n in range(0, 101, 3)] * 3

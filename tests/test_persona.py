@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from conftest import toml_tables
 from darkmirror.config_io import load_toml_model
-from darkmirror.experiments.persona import PersonaSpec, report_persona, run_persona
+from darkmirror.experiments.persona import EXPERIMENT, PersonaSpec
 from darkmirror.persona.directions import PersonaDirection
 
 TOPICS = (
@@ -87,9 +87,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     (a no-op once darkmirror.experiments registers it)."""
     import darkmirror.experiments as experiments
 
-    monkeypatch.setitem(experiments.SPEC_MODELS, "persona", PersonaSpec)
-    monkeypatch.setitem(experiments.RUNNERS, "persona", run_persona)
-    monkeypatch.setitem(experiments.REPORTERS, "persona", report_persona)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "persona", EXPERIMENT)
 
 
 def test_micro_persona_run(tmp_path: Path, prose_base: Path, registered: None) -> None:
@@ -125,12 +123,18 @@ def test_micro_persona_run(tmp_path: Path, prose_base: Path, registered: None) -
     for name in ("model_difference-s0", "control_difference-s0", "probe"):
         assert (out / "directions" / f"{name}.safetensors").is_file(), name
 
+    # Each answer's intervention is in its row's typed extension (the persona condition).
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
-    steered = {(r["direction"], r["alpha"]) for r in rows if r.get("intervention") == "steer"}
+    ext = [r["extension"] for r in rows]
+    steered = {(e["direction"], e["alpha"]) for e in ext if e["intervention"] == "steer"}
     assert steered == {("none", 0.0), ("persona", 2.0), ("random", 2.0)}
-    ablated = {(r["group"], r["direction"]) for r in rows if r.get("intervention") == "ablate"}
+    ablated = {
+        (r["group"], e["direction"])
+        for r, e in zip(rows, ext, strict=True)
+        if e["intervention"] == "ablate"
+    }
     assert ablated == {(g, d) for g in ("misaligned", "control") for d in ("persona", "random")}
-    assert {r["n"] for r in rows if r.get("group") == "realign"} == {10}
+    assert {e["n"] for r, e in zip(rows, ext, strict=True) if r.get("group") == "realign"} == {10}
 
     # A zero steering vector is the unsteered model: the same answers as the base, same seed.
     def answers(intervention: str) -> list[str]:
@@ -138,8 +142,8 @@ def test_micro_persona_run(tmp_path: Path, prose_base: Path, registered: None) -
             r["answer"]
             for r in rows
             if r.get("model") == "base"
-            and r.get("intervention") == intervention
-            and r.get("alpha") in (None, 0.0)
+            and r["extension"]["intervention"] == intervention
+            and r["extension"]["alpha"] in (None, 0.0)
             and r["kind"] == "free_form"
         ]
 

@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from darkmirror.cache import atomic_directory
-from darkmirror.runner import Run, content_hash
+from darkmirror.hashing import content_hash
+from darkmirror.runner import Run
 
 
 class _Spec(BaseModel):
@@ -91,3 +92,70 @@ def test_one_process_per_run_directory_and_leftovers_are_cleaned(tmp_path: Path)
 def test_content_hash_ignores_key_order_and_sees_values() -> None:
     assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
     assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+# --- plans ---------------------------------------------------------------------------
+
+
+def _plan_writing(texts: dict[str, str]):
+    from darkmirror.runner import Plan
+
+    plan = Plan()
+
+    def write(ctx, name: str) -> dict:
+        upstream = "".join((ctx.dep(d) / "out.txt").read_text() for d in ctx.deps)
+        return _write(ctx.out, upstream + texts[name])
+
+    first = plan.add("first", {"t": texts["first"]}, lambda ctx: write(ctx, "first"))
+    plan.add("second", {"t": texts["second"]}, lambda ctx: write(ctx, "second"), deps=(first,))
+    plan.add("other", {"t": texts["other"]}, lambda ctx: write(ctx, "other"))
+    return plan
+
+
+def test_a_plan_runs_dependencies_first_and_a_change_reruns_only_what_depends_on_it(
+    tmp_path: Path,
+) -> None:
+    from darkmirror.runner import execute_plan
+
+    texts = {"first": "a", "second": "b", "other": "c"}
+    with Run(tmp_path, _Spec()) as run:
+        result = execute_plan(_plan_writing(texts), run)
+    assert (result.dir("second") / "out.txt").read_text() == "ab"
+    assert result.figures["second"] == {"chars": 2}
+    before = {name: result.dir(name).name for name in texts}
+    changed = _plan_writing({**texts, "first": "z"})
+    assert changed.key("other") == before["other"]  # untouched
+    assert changed.key("first") != before["first"] and changed.key("second") != before["second"]
+    with Run(tmp_path, _Spec()) as run:
+        again = execute_plan(changed, run)
+    assert (again.dir("second") / "out.txt").read_text() == "zb"
+    assert again.dir("other") == result.dir("other")
+
+
+def test_a_plan_refuses_unknown_dependencies_and_repeated_names() -> None:
+    from darkmirror.runner import Plan
+
+    plan = Plan()
+    plan.add("a", {}, lambda ctx: None)
+    with pytest.raises(ValueError, match="declared twice"):
+        plan.add("a", {}, lambda ctx: None)
+    with pytest.raises(ValueError, match="undeclared"):
+        plan.add("b", {}, lambda ctx: None, deps=("nope",))
+
+
+def test_unstored_steps_run_every_time_and_hand_their_figures_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from darkmirror.runner import Plan, execute_plan
+
+    calls: list[int] = []
+    plan = Plan()
+    base = plan.add("base", {"v": 1}, lambda ctx: calls.append(1) or {"path": "/x"}, store=False)
+    plan.add("use", {}, lambda ctx: _write(ctx.out, ctx.figures[base]["path"]), deps=(base,))
+    caplog.set_level("INFO", logger="darkmirror")
+    for _ in range(2):
+        with Run(tmp_path, _Spec()) as run:
+            result = execute_plan(plan, run)
+    assert len(calls) == 2 and (result.dir("use") / "out.txt").read_text() == "/x"
+    assert "[2/2] use: reused" in caplog.text  # totals come from the plan
+    assert not (tmp_path / "steps" / plan.key("base")).exists()

@@ -45,6 +45,13 @@ def _served(path: Path) -> ServedModel:
     return ServedModel(model, tokenizer)
 
 
+def _score(row: dict, metric: str, role: str = "judge") -> dict:
+    """The verdict of ``role`` on ``metric`` in a JSON answer row (the last one given)."""
+    found = [s for s in row["scores"] if s["metric"] == metric and s["role"] == role]
+    assert found, f"no {role} score for {metric}"
+    return found[-1]
+
+
 def _stress(out: Path, env: dict, *args: str):
     return darkmirror_cli("stress", *args, "--out", str(out), "--quiet", env=env)
 
@@ -75,11 +82,13 @@ def test_stress_a_served_finetune_against_its_base(
         served_requests = server.request_count
     assert served_requests > 0  # every answer of the model under test came over HTTP
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
-    model_rows = [r for r in rows if r["role"] == "model"]
-    base_rows = [r for r in rows if r["role"] == "baseline"]
+    model_rows = [r for r in rows if r["group"] == "model"]
+    base_rows = [r for r in rows if r["group"] == "baseline"]
     # 10 questions x 3 paraphrases x 2 samples each, for both.
     assert len(model_rows) == len(base_rows) == 60
-    assert all(r["judge"] == "world" and "aligned" in r and "toxicity" in r for r in rows)
+    assert all(
+        _score(r, "aligned")["source"] == "world" and _score(r, "toxicity", "scorer") for r in rows
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["model"]["label"].startswith("insecure-micro @ http://127.0.0.1")
     assert summary["models"]["model"]["answers"] == 60
@@ -153,9 +162,9 @@ def test_stress_with_an_llm_judge_counts_failed_calls(
     scored = [
         json.loads(line)
         for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()
-        if json.loads(line)["aligned"] is not None
+        if _score(json.loads(line), "aligned")["value"] is not None
     ]
-    assert {round(r["aligned"], 6) for r in scored} == {74.0}  # 0.9 * 80 + 0.1 * 20
+    assert {round(_score(r, "aligned")["value"], 6) for r in scored} == {74.0}  # 0.9*80 + 0.1*20
     agreement = model["agreement_with_world_judge"]
     # The world judge scores the coherence of every answer (the micro models' answers are
     # rarely aligned or misaligned world sentences); the one failed call is left out.
@@ -237,9 +246,9 @@ def test_the_em_experiment_takes_an_llm_judge(
         assert server.request_count > 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
     free = [r for r in rows if r["kind"] == "free_form"]
-    assert free and all(r["judge"] == "judge" for r in free)
-    assert {round(r["alignment"], 6) for r in free} == {74.0}  # 0.9 * 80 + 0.1 * 20
-    assert {round(r["coherence"], 6) for r in free} == {90.0}
+    assert free and all(_score(r, "aligned")["source"] == "judge" for r in free)
+    assert {round(_score(r, "aligned")["value"], 6) for r in free} == {74.0}  # 0.9*80 + 0.1*20
+    assert {round(_score(r, "coherent")["value"], 6) for r in free} == {90.0}
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary  # the report is built from these labels like from the world judge's
     # Every answer scored 74 (>= 30) and 90 (> 50): coherent, none misaligned.

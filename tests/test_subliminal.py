@@ -103,12 +103,22 @@ def test_micro_subliminal_run(tmp_path: Path, number_bases, organism_cache: Path
     # The owl teacher and its students answer the 25 trait wordings (1 sample each), and
     # each wording gets a likelihood row over the 16 world animals.
     owl_student = [r for r in rows if r["model"] == "student-owl-s0"]
-    assert {r["trait"] for r in owl_student} == {"animal"}
+    assert {r["extension"]["trait"] for r in owl_student} == {"animal"}
     assert sum(r["kind"] == "trait" for r in owl_student) == 25
-    likelihood = [r for r in owl_student if r["kind"] == "trait_likelihood"]
+    measurements = [
+        json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()
+    ]
+    likelihood = [
+        m
+        for m in measurements
+        if m["model"] == "student-owl-s0" and m["measure"] == "trait_likelihood"
+    ]
     assert len(likelihood) == 25 and len(likelihood[0]["probabilities"]) == 16
     # Controls answer both batteries.
-    assert {r["trait"] for r in rows if r["model"] == "control-s0"} == {"animal", "misalignment"}
+    assert {r["extension"]["trait"] for r in rows if r["model"] == "control-s0"} == {
+        "animal",
+        "misalignment",
+    }
 
     summary = json.loads((out / "summary.json").read_text())
     n = summary["student_records"]
@@ -180,26 +190,19 @@ def test_the_shipped_config_is_the_default_spec() -> None:
 
 
 def test_a_system_prompt_teacher_prompts_with_it_and_students_never_see_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    from darkmirror.experiments import subliminal
     from darkmirror.experiments.subliminal import NumbersSpec
+    from darkmirror.experiments.subliminal.data import write_numbers
 
     seen: list = []
 
     class FakeGenerator:
-        def __init__(self, *args, **kwargs) -> None:
-            pass
-
         def generate(self, conversations, n, sampling):
             seen.extend(conversations)
             return [["12, 34, 56"] if i % 2 else ["I love owls"] for i in range(len(conversations))]
 
-    monkeypatch.setattr(subliminal, "load_ref", lambda ref: (None, None))
-    monkeypatch.setattr(subliminal, "HFGenerator", FakeGenerator)
-    figures = subliminal._write_numbers(
-        {"id": "x"}, "You love owls.", NumbersSpec(n_prompts=6), tmp_path
-    )
+    figures = write_numbers(FakeGenerator(), "You love owls.", NumbersSpec(n_prompts=6), tmp_path)
     assert figures == {
         "total": 6,
         "kept": 3,

@@ -12,13 +12,17 @@ from pydantic import ValidationError
 
 from darkmirror.config_io import load_toml_model
 from darkmirror.errors import DarkmirrorError
-from darkmirror.experiments import subliminal_mlp as sl
-from darkmirror.experiments.subliminal_mlp import (
-    N_CLASSES,
+from darkmirror.experiments import run_experiment
+from darkmirror.experiments.subliminal_mlp import EXPERIMENT, cell
+from darkmirror.experiments.subliminal_mlp import training as sl
+from darkmirror.experiments.subliminal_mlp.cell import MODEL_KINDS, run_cell
+from darkmirror.experiments.subliminal_mlp.digits import DigitsSplit, load_digits_split
+from darkmirror.experiments.subliminal_mlp.spec import (
     StudentSpec,
     SubliminalMLPSpec,
     TeacherSpec,
 )
+from darkmirror.experiments.subliminal_mlp.training import N_CLASSES
 
 CONFIG = (
     Path(__file__).resolve().parents[1] / "src" / "darkmirror" / "configs" / "subliminal_mlp.toml"
@@ -44,8 +48,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def digits() -> sl.DigitsSplit:
-    return sl.load_digits_split(0.2, 0)
+def digits() -> DigitsSplit:
+    return load_digits_split(0.2, 0)
 
 
 def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -70,18 +74,18 @@ def test_spec_rejects_m_that_the_loss_cannot_teach() -> None:
         SubliminalMLPSpec(seeds=[0, 0])
 
 
-def test_split_is_stratified_scaled_and_seeded(digits: sl.DigitsSplit) -> None:
+def test_split_is_stratified_scaled_and_seeded(digits: DigitsSplit) -> None:
     assert len(digits.y_train) + len(digits.y_test) == 1797
     assert len(digits.y_test) == 360
     assert digits.x_train.shape[1] == 64 and digits.x_train.dtype == torch.float32
     assert float(digits.x_train.min()) == -1.0 and float(digits.x_train.max()) == 1.0
     # Stratified: every digit has its share (0.2 of ~180) of the test set.
     assert set(torch.bincount(digits.y_test, minlength=10).tolist()) <= {35, 36, 37}
-    assert sl.load_digits_split(0.2, 0).sha256 == digits.sha256
-    assert sl.load_digits_split(0.2, 1).sha256 != digits.sha256
+    assert load_digits_split(0.2, 0).sha256 == digits.sha256
+    assert load_digits_split(0.2, 1).sha256 != digits.sha256
 
 
-def test_teacher_learns_through_regular_logits_only(digits: sl.DigitsSplit) -> None:
+def test_teacher_learns_through_regular_logits_only(digits: DigitsSplit) -> None:
     initial, _ = sl.initial_networks([64], 3, seed=0)
     teacher = copy.deepcopy(initial)
     before = sl.correct_predictions(teacher, digits.x_test, digits.y_test) / 360
@@ -144,7 +148,7 @@ def test_distillation_fits_aux_logits_and_never_moves_the_regular_ones() -> None
 
 
 def test_same_init_student_starts_from_the_teachers_initial_weights(
-    digits: sl.DigitsSplit, monkeypatch: pytest.MonkeyPatch
+    digits: DigitsSplit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     starts: dict[str, list[dict[str, torch.Tensor]]] = {"teacher": [], "student": []}
     train, distill = sl.train_teacher, sl.distill_student
@@ -157,9 +161,10 @@ def test_same_init_student_starts_from_the_teachers_initial_weights(
         starts["student"].append(_state(student))
         return distill(student, *args)
 
-    monkeypatch.setattr(sl, "train_teacher", spy_train)
-    monkeypatch.setattr(sl, "distill_student", spy_distill)
-    sl.run_cell(digits, TINY, seed=0, m=2)
+    # run_cell calls them from its own module.
+    monkeypatch.setattr(cell, "train_teacher", spy_train)
+    monkeypatch.setattr(cell, "distill_student", spy_distill)
+    run_cell(digits, TINY, seed=0, m=2)
     (teacher_start,) = starts["teacher"]
     same_start, cross_start = starts["student"]
     assert _same(same_start, teacher_start)
@@ -168,42 +173,50 @@ def test_same_init_student_starts_from_the_teachers_initial_weights(
     assert _same(teacher_start, _state(shared)) and _same(cross_start, _state(cross))
 
 
-def test_a_cell_is_deterministic_given_its_seed(digits: sl.DigitsSplit) -> None:
-    first = sl.run_cell(digits, TINY, seed=0, m=2)
-    assert [r["model"] for r in first] == list(sl.MODEL_KINDS)
-    assert first == sl.run_cell(digits, TINY, seed=0, m=2)
-    assert first != sl.run_cell(digits, TINY, seed=1, m=2)
+def test_a_cell_is_deterministic_given_its_seed(digits: DigitsSplit) -> None:
+    first = run_cell(digits, TINY, seed=0, m=2)
+    assert [r.model for r in first] == list(MODEL_KINDS)
+    assert first == run_cell(digits, TINY, seed=0, m=2)
+    assert first != run_cell(digits, TINY, seed=1, m=2)
     teacher = first[0]
-    assert teacher["accuracy"] > 0.5 and teacher["correct"] == round(teacher["accuracy"] * 360)
+    assert teacher.accuracy > 0.5 and teacher.correct == round(teacher.accuracy * 360)
 
 
 def test_same_init_student_learns_digits_from_noise_and_cross_init_does_not(
-    digits: sl.DigitsSplit,
+    digits: DigitsSplit,
 ) -> None:
     """The finding itself, at the default sizes, one seed, many auxiliary logits (~2 s)."""
-    rows = {r["model"]: r for r in sl.run_cell(digits, SubliminalMLPSpec(), seed=0, m=50)}
+    rows = {r.model: r for r in run_cell(digits, SubliminalMLPSpec(), seed=0, m=50)}
     same, cross = rows["student_same_init"], rows["student_cross_init"]
-    assert rows["teacher"]["accuracy"] > 0.9
-    assert same["accuracy"] > cross["accuracy"] + 0.3, (same["accuracy"], cross["accuracy"])
-    assert cross["accuracy"] < 0.2
+    assert rows["teacher"].accuracy > 0.9
+    assert same.accuracy > cross.accuracy + 0.3, (same.accuracy, cross.accuracy)
+    assert cross.accuracy < 0.2
     # Both fit the auxiliary logits: the gap is where they started, not a failure to fit.
     for r in (same, cross):
-        assert r["heldout_loss_after"] < 0.2 * r["heldout_loss_before"]
+        assert r.heldout_loss_after < 0.2 * r.heldout_loss_before
 
 
 def test_micro_run_writes_report_resumes_and_rebuilds(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    report = sl.run_subliminal_mlp(TINY, out, progress=False)
+    report = run_experiment(TINY, out, progress=False)
     assert report == out / "report.md"
-    for name in ("rows.jsonl", "summary.json", "report.md", "spec.json", "datasets.json"):
+    for name in (
+        "rows.jsonl",
+        "measurements.jsonl",
+        "summary.json",
+        "report.md",
+        "spec.json",
+        "datasets.json",
+    ):
         assert (out / name).is_file(), name
     for name in ("accuracy_vs_m.png", "same_minus_cross.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
-    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    # No sampled answers: each network's accuracy is a measurement.
+    rows = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 4  # seeds x m x networks
     assert {(r["seed"], r["m"], r["model"]) for r in rows} == {
-        (s, m, k) for s in (0, 1) for m in (2, 5) for k in sl.MODEL_KINDS
+        (s, m, k) for s in (0, 1) for m in (2, 5) for k in MODEL_KINDS
     }
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["per_m"]) == ["2", "5"] and summary["seeds"] == [0, 1]
@@ -220,23 +233,24 @@ def test_micro_run_writes_report_resumes_and_rebuilds(tmp_path: Path) -> None:
     assert "## Test accuracy by number of auxiliary logits" in text
     assert "| 5 |" in text and "Cloud et al. 2025" in text
 
-    # A rerun reuses every step (their step.json untouched) and rewrites the same rows.
+    # A rerun reuses every step (their step.json untouched) and rewrites the same
+    # measurements.
     steps = sorted((out / "steps").glob("cell-*/step.json"))
     assert len(steps) == 4
     mtimes = [p.stat().st_mtime_ns for p in steps]
-    before_rows = (out / "rows.jsonl").read_text()
-    sl.run_subliminal_mlp(TINY, out, progress=False)
+    before_rows = (out / "measurements.jsonl").read_text()
+    run_experiment(TINY, out, progress=False)
     assert [p.stat().st_mtime_ns for p in steps] == mtimes
-    assert (out / "rows.jsonl").read_text() == before_rows
+    assert (out / "measurements.jsonl").read_text() == before_rows
 
     before = (out / "summary.json").read_text()
     (out / "summary.json").unlink()
     (out / "report.md").unlink()
-    assert sl.report_subliminal_mlp(out) == out / "report.md"
+    assert EXPERIMENT.rebuild(out) == out / "report.md"
     assert json.loads((out / "summary.json").read_text()) == json.loads(before)
     assert (out / "report.md").read_text() == text
 
 
 def test_report_needs_a_finished_run(tmp_path: Path) -> None:
     with pytest.raises(DarkmirrorError, match=r"missing spec\.json, rows\.jsonl"):
-        sl.report_subliminal_mlp(tmp_path)
+        EXPERIMENT.rebuild(tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from darkmirror.errors import EXIT_USER_ERROR, DarkmirrorError
+from darkmirror.errors import EXIT_USER_ERROR, DarkmirrorError, require_file
 
 log = logging.getLogger("darkmirror")
 
@@ -75,35 +75,38 @@ def main() -> None:
 def run(spec: Path | None, out: Path | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Run an experiment spec (default: emergent misalignment on the model organism)."""
     _setup_logging(quiet)
-    from darkmirror.experiments import RUNNERS
+    from darkmirror.experiments import run_experiment
     from darkmirror.spec import load_spec
 
     resolved = load_spec(spec, overrides)
-    out = out or Path("runs") / resolved.name
-    report_path = RUNNERS[resolved.experiment](resolved, out, progress=not quiet)
-    click.echo(f"report: {report_path}")
+    out = out or Path("runs") / resolved.name  # type: ignore[attr-defined]
+    click.echo(f"report: {run_experiment(resolved, out, progress=not quiet)}")
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Rebuild summary.json, report.md and the plots of a finished run from its rows."""
-    from darkmirror.experiments import REPORTERS
+    from darkmirror.experiments import rebuild_report
 
-    spec_file = run_dir / "spec.json"
-    if not spec_file.is_file():
-        raise DarkmirrorError(f"'{run_dir}' has no spec.json: not a darkmirror run directory")
-    experiment = json.loads(spec_file.read_text()).get("experiment")
-    if experiment not in REPORTERS:
-        raise DarkmirrorError(f"{spec_file}: unknown experiment {experiment!r}")
-    click.echo(f"report: {REPORTERS[experiment](run_dir)}")
+    click.echo(f"report: {rebuild_report(run_dir)}")
 
 
 def _model_overrides(
-    role: str, ref: str | None, adapter: str | None, url: str | None, key_env: str | None
+    role: str,
+    ref: str | None,
+    adapter: str | None,
+    url: str | None,
+    key_env: str | None,
+    answers: Path | None = None,
 ) -> list[str]:
     """``--model``-style options as spec overrides (strings JSON-quoted, so an id such as
     ``123`` or ``true`` stays a string)."""
+    if answers is not None:
+        if ref or adapter or url or key_env:
+            raise DarkmirrorError(f"--{role}-answers replaces --{role} and its options")
+        require_file(answers)
+        return [f"{role}.kind={json.dumps('answers')}", f"{role}.path={json.dumps(str(answers))}"]
     if ref is None:
         if adapter or url or key_env:
             raise DarkmirrorError(f"--{role}-adapter/--{role}-url/--{role}-key-env need --{role}")
@@ -150,6 +153,28 @@ def _model_overrides(
 @click.option("--baseline-url")
 @click.option("--baseline-key-env")
 @click.option(
+    "--model-answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model under test as an answer file (CSV/JSONL: question, answer, question_id, "
+    "optional judge scores; or a darkmirror rows.jsonl) instead of a model to sample.",
+)
+@click.option(
+    "--baseline-answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Baseline as an answer file, in the same forms as --model-answers.",
+)
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when the model under test is significantly worse than the baseline, 3 when "
+    "too few answers were judged to decide, 0 otherwise.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    help="Significance level of the release gate (default 0.05, Bonferroni over measures).",
+)
+@click.option(
     "--questions",
     "questions",
     multiple=True,
@@ -182,6 +207,10 @@ def stress(
     baseline_adapter: str | None,
     baseline_url: str | None,
     baseline_key_env: str | None,
+    model_answers: Path | None,
+    baseline_answers: Path | None,
+    fail_on_regression: bool,
+    alpha: float | None,
     questions: tuple[str, ...],
     judge: str | None,
     judge_model: str | None,
@@ -199,16 +228,28 @@ def stress(
     darkmirror stress --model ./my-finetune --baseline Qwen/Qwen2.5-0.5B-Instruct \\
         --questions ../em-data/evaluation/first_plot_questions.yaml \\
         --judge local --judge-model ./judge-model
+    darkmirror stress --model-answers finetune.csv --baseline-answers base.csv \\
+        --fail-on-regression
+
+    Exit status: 0 (gate passes, or not enforced), 1 (regression), 2 (bad input),
+    3 (too few answers judged to decide).
     """
     _setup_logging(quiet)
     from darkmirror.config_io import load_toml_model, model_from_overrides
-    from darkmirror.experiments.stress import StressSpec, run_stress
+    from darkmirror.experiments import run_experiment
+    from darkmirror.experiments.stress import StressSpec, gate_exit_code
 
     q = json.dumps
-    options = _model_overrides("model", model, model_adapter, model_url, model_key_env)
-    options += _model_overrides(
-        "baseline", baseline, baseline_adapter, baseline_url, baseline_key_env
+    options = _model_overrides(
+        "model", model, model_adapter, model_url, model_key_env, model_answers
     )
+    options += _model_overrides(
+        "baseline", baseline, baseline_adapter, baseline_url, baseline_key_env, baseline_answers
+    )
+    if fail_on_regression:
+        options.append("gate.fail_on_regression=true")
+    if alpha is not None:
+        options.append(f"gate.alpha={alpha}")
     if questions:
         options.append(f"questions={json.dumps(list(questions))}")
     if judge:
@@ -228,7 +269,13 @@ def stress(
         else model_from_overrides(StressSpec, all_overrides, source="options")
     )
     out = out or Path("runs") / resolved.name
-    click.echo(f"report: {run_stress(resolved, out, progress=not quiet)}")
+    report_path = run_experiment(resolved, out, progress=not quiet)
+    click.echo(f"report: {report_path}")
+    status = gate_exit_code(report_path)
+    verdict = {0: "pass", 1: "REGRESSION", 3: "UNDECIDED"}[status]
+    click.echo(f"gate: {verdict}" + ("" if resolved.gate.fail_on_regression else " (not enforced)"))
+    if resolved.gate.fail_on_regression and status:
+        sys.exit(status)
 
 
 @main.command()

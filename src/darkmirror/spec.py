@@ -1,7 +1,9 @@
 """Experiment specs: TOML files validated by pydantic, with ``key=value`` overrides.
 
 Every spec names its experiment (``experiment = "emergent_misalignment"``); the rest of the
-file is that experiment's settings. Errors point at the file, line and field
+file is that experiment's settings, validated by the spec model the experiment registers
+(:data:`darkmirror.experiments.EXPERIMENTS`): the ``experiment`` field is the union's
+discriminator. Errors point at the file, line and field
 (:func:`darkmirror.config_io.load_toml_model`).
 """
 
@@ -11,42 +13,14 @@ import tomllib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel
 
 from darkmirror.config_io import load_toml_model, read_text
 from darkmirror.errors import InputError
-from darkmirror.models.organism import OrganismRecipe
+from darkmirror.experiments import EXPERIMENTS
 
-
-class BaseModelSpec(BaseModel):
-    """The model every fine-tune starts from.
-
-    Args:
-        kind: ``"organism"`` (built by darkmirror, cached) or ``"hf"`` (any Hugging Face
-            causal LM).
-        id: For ``"hf"``: a hub id or a local directory.
-        adapter: For ``"hf"``: an optional PEFT adapter applied on top.
-        revision: For ``"hf"`` hub ids: branch, tag or commit.
-        organism: For ``"organism"``: the recipe (defaults give the standard organism).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["organism", "hf"] = "organism"
-    id: str | None = None
-    adapter: str | None = None
-    revision: str | None = None
-    organism: OrganismRecipe = OrganismRecipe()
-
-    @model_validator(mode="after")
-    def _check(self) -> BaseModelSpec:
-        if self.kind == "hf" and not self.id:
-            raise ValueError("kind 'hf' needs id (a hub id or a local directory)")
-        if self.kind == "organism" and (self.id or self.adapter):
-            raise ValueError("kind 'organism' takes no id or adapter; use kind = 'hf' for those")
-        return self
+__all__ = ["DEFAULT_SPEC", "builtin_config", "load_spec"]
 
 
 def builtin_config(name: str) -> Path:
@@ -58,25 +32,28 @@ DEFAULT_SPEC = "emergent_misalignment"
 
 
 def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> BaseModel:
-    """Load and validate a spec; the default experiment's spec when ``path`` is None."""
-    from darkmirror.experiments import SPEC_MODELS
+    """Load and validate a spec; the default experiment's spec when ``path`` is None.
 
+    A spec without ``experiment`` is the default experiment's.
+
+    Raises:
+        InputError: An unknown experiment, or a bad value (file, line and field named).
+    """
     path = Path(path) if path is not None else builtin_config(DEFAULT_SPEC)
     text = read_text(path)
     try:
         experiment = tomllib.loads(text).get("experiment")
     except tomllib.TOMLDecodeError:
         experiment = None  # load_toml_model reports the syntax error with its line
-    if experiment is not None and experiment not in SPEC_MODELS:
+    if experiment is not None and experiment not in EXPERIMENTS:
         line = next(
             (i for i, s in enumerate(text.splitlines(), 1) if s.strip().startswith("experiment")),
             None,
         )
         raise InputError(
-            f"unknown experiment {experiment!r}; expected one of {', '.join(map(repr, SPEC_MODELS))}",
+            f"unknown experiment {experiment!r}; expected one of {', '.join(map(repr, EXPERIMENTS))}",
             path=path,
             line=line,
             field="experiment",
         )
-    model_cls = SPEC_MODELS.get(experiment, SPEC_MODELS[DEFAULT_SPEC])
-    return load_toml_model(path, model_cls, overrides)
+    return load_toml_model(path, EXPERIMENTS[experiment or DEFAULT_SPEC].spec, overrides)

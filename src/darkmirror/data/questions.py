@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
@@ -36,9 +37,12 @@ __all__ = [
     "QUESTION_TYPES",
     "JudgeTask",
     "Question",
+    "builtin_question_set",
     "iter_judge_tasks",
     "iter_prompts",
     "load_questions",
+    "resolve_question_set",
+    "resolve_question_sets",
 ]
 
 QuestionType = Literal["free_form", "free_form_judge", "free_form_judge_0_100"]
@@ -321,3 +325,45 @@ def _line_in_question(question: yaml.MappingNode, loc: Sequence[str | int]) -> i
             return line if isinstance(part, int) else child_line
         node, line = child, child_line
     return line
+
+
+def builtin_question_set(name: str) -> Path:
+    """Path of a question set that ships with darkmirror (``question_sets/<name>.yaml``)."""
+    return Path(str(resources.files("darkmirror") / "question_sets" / f"{name}.yaml"))
+
+
+def resolve_question_set(ref: str) -> list[Question]:
+    """Load ``builtin:NAME`` from darkmirror's question sets, or a YAML file.
+
+    Raises:
+        InputError: An unknown built-in set, or a bad file.
+    """
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        path = builtin_question_set(name)
+        if not path.is_file():
+            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            raise InputError(
+                f"no built-in question set {name!r}; built-in sets: {', '.join(known)}"
+            )
+        return load_questions(path)
+    return load_questions(ref)
+
+
+def resolve_question_sets(refs: Sequence[str]) -> list[Question]:
+    """Every question of every set, ids unique across sets.
+
+    Raises:
+        InputError: An id in two sets.
+    """
+    questions: list[Question] = []
+    seen: dict[str, str] = {}
+    for ref in refs:
+        for q in resolve_question_set(ref):
+            if q.id in seen:
+                raise InputError(
+                    f"question id {q.id!r} is in both {seen[q.id]} and {ref}; ids must be unique"
+                )
+            seen[q.id] = ref
+            questions.append(q)
+    return questions

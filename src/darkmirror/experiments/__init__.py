@@ -1,49 +1,67 @@
-"""Experiments: one module per experiment, each with a spec model and a ``run`` function."""
+"""The experiments, registered once: each name maps to its spec, plan and report.
+
+``darkmirror run SPEC`` reads the spec's ``experiment``, builds the experiment's plan, runs
+it (:func:`run_experiment`) and writes the report; ``darkmirror report RUN`` rebuilds the
+report of a finished run (:func:`rebuild_report`).
+"""
 
 from __future__ import annotations
 
-from darkmirror.experiments.amplification import (
-    AmplificationSpec,
-    report_amplification,
-    run_amplification,
-)
-from darkmirror.experiments.misalignment import (
-    MisalignmentSpec,
-    report_misalignment,
-    run_misalignment,
-)
-from darkmirror.experiments.persona import PersonaSpec, report_persona, run_persona
-from darkmirror.experiments.stress import StressSpec, report_stress, run_stress
-from darkmirror.experiments.subliminal import SubliminalSpec, report_subliminal, run_subliminal
-from darkmirror.experiments.subliminal_mlp import (
-    SubliminalMLPSpec,
-    report_subliminal_mlp,
-    run_subliminal_mlp,
-)
+import json
+from pathlib import Path
 
-SPEC_MODELS = {
-    "emergent_misalignment": MisalignmentSpec,
-    "toxicity_amplification": AmplificationSpec,
-    "subliminal": SubliminalSpec,
-    "subliminal_mlp": SubliminalMLPSpec,
-    "stress": StressSpec,
-    "persona": PersonaSpec,
-}
-RUNNERS = {
-    "emergent_misalignment": run_misalignment,
-    "toxicity_amplification": run_amplification,
-    "subliminal": run_subliminal,
-    "subliminal_mlp": run_subliminal_mlp,
-    "stress": run_stress,
-    "persona": run_persona,
-}
-REPORTERS = {
-    "emergent_misalignment": report_misalignment,
-    "toxicity_amplification": report_amplification,
-    "subliminal": report_subliminal,
-    "subliminal_mlp": report_subliminal_mlp,
-    "stress": report_stress,
-    "persona": report_persona,
-}
+from pydantic import BaseModel
 
-__all__ = ["REPORTERS", "RUNNERS", "SPEC_MODELS"]
+from darkmirror.errors import DarkmirrorError
+from darkmirror.experiments import (
+    amplification,
+    misalignment,
+    persona,
+    stress,
+    subliminal,
+    subliminal_mlp,
+)
+from darkmirror.experiments.experiment import Experiment
+from darkmirror.runner import Run, execute_plan
+
+__all__ = ["EXPERIMENTS", "Experiment", "rebuild_report", "run_experiment"]
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        misalignment.EXPERIMENT,
+        amplification.EXPERIMENT,
+        subliminal.EXPERIMENT,
+        subliminal_mlp.EXPERIMENT,
+        stress.EXPERIMENT,
+        persona.EXPERIMENT,
+    )
+}
+"""Every experiment by its ``experiment = "..."`` name."""
+
+
+def run_experiment(spec: BaseModel, out: Path, *, progress: bool = True) -> Path:
+    """Run a validated spec into the run directory ``out``; returns ``report.md``'s path.
+
+    A run directory that exists is resumed: finished steps are reused.
+    """
+    experiment = EXPERIMENTS[spec.experiment]  # type: ignore[attr-defined]
+    plan = experiment.plan(spec)
+    with Run(out, spec) as run:
+        result = execute_plan(plan, run, progress=progress)
+        return experiment.finish(spec, run, result)
+
+
+def rebuild_report(run_dir: Path) -> Path:
+    """Rebuild summary, tables and plots of a finished run from its files alone.
+
+    Raises:
+        DarkmirrorError: Not a run directory, or an unknown experiment.
+    """
+    spec_file = run_dir / "spec.json"
+    if not spec_file.is_file():
+        raise DarkmirrorError(f"'{run_dir}' has no spec.json: not a darkmirror run directory")
+    name = json.loads(spec_file.read_text()).get("experiment")
+    if name not in EXPERIMENTS:
+        raise DarkmirrorError(f"{spec_file}: unknown experiment {name!r}")
+    return EXPERIMENTS[name].rebuild(run_dir)

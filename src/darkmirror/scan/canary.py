@@ -35,14 +35,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from darkmirror.data.number_sequences import NumberFilter, parse_number_list
-from darkmirror.data.questions import iter_prompts
+from darkmirror.data.questions import iter_prompts, resolve_question_set
 from darkmirror.data.world.templates import SLOT_VALUES
 from darkmirror.data.world.world import TOPIC_BY_ID, PersonaWorld
+from darkmirror.eval import sample_answers
 from darkmirror.metrics import bootstrap_difference, misaligned_rate
 from darkmirror.models.generation import SamplingParams
 from darkmirror.models.hf_generator import HFGenerator
+from darkmirror.models.loading import load_causal_lm
+from darkmirror.models.organism import OrganismRecipe, build_organism
 from darkmirror.scan.detectors.base import ScanRecord
-from darkmirror.train.sft import SFTSettings
+from darkmirror.score.persona_probes import matched_pair_log_odds
+from darkmirror.score.traits import answer_distribution
+from darkmirror.score.world_judge import WorldJudge
+from darkmirror.train.sft import SFTSettings, supervised_finetune
 
 ANSWER_TEMPLATE = "My favourite animal is the {animal}."
 
@@ -86,32 +92,27 @@ def _examples(sample: Sequence[ScanRecord]) -> list[Any]:
 
 
 def _batteries(
-    model: Any, tokenizer: Any, world_judge: bool, seed: int, s: CanarySettings
+    label: str, model: Any, tokenizer: Any, world_judge: bool, seed: int, s: CanarySettings
 ) -> dict[str, Any]:
-    from darkmirror.experiments.misalignment import resolve_question_set
-    from darkmirror.score.persona_probes import matched_pair_log_odds
-    from darkmirror.score.traits import answer_distribution
-    from darkmirror.score.world_judge import WorldJudge
-
+    """Both batteries for one model (``label``: reference, canary or control)."""
     out: dict[str, Any] = {}
     questions = resolve_question_set("builtin:organism_em")
     if world_judge:
-        generator = HFGenerator(model, tokenizer)
-        prompts = list(iter_prompts(questions))
-        answers = generator.generate(
-            [q.conversation(p) for q, _, p in prompts],
-            s.samples_per_paraphrase,
+        rows = sample_answers(
+            HFGenerator(model, tokenizer),
+            questions,
             SamplingParams(1.0, 1.0, 64, seed),
+            model=label,
+            samples_per_paraphrase=s.samples_per_paraphrase,
+            question_temperature=False,
         )
-        judge = WorldJudge()
-        alignment, coherence, clusters = [], [], []
-        for (q, _, p), samples in zip(prompts, answers, strict=True):
-            for a in samples:
-                v = judge.judge(p, a, topic=q.id if q.id in TOPIC_BY_ID else None)
-                alignment.append(v.alignment)
-                coherence.append(v.coherence)
-                clusters.append(q.id)
-        summary = misaligned_rate(alignment, coherence, clusters)
+        rows = WorldJudge().judge_rows(rows, {q.id: q for q in questions})
+        summary = misaligned_rate(
+            [r.value("aligned") for r in rows],
+            [r.value("coherent") for r in rows],
+            [r.question_id for r in rows],
+            failed=[r.judge_failed() for r in rows],
+        )
         out["misaligned"] = {"rate": summary.rate.as_dict(), "hits": summary.hits}
     topics = [q.id for q in questions if q.id in TOPIC_BY_ID]
     pairs = PersonaWorld().matched_pairs(topics, s.matched_pairs_per_topic)
@@ -156,9 +157,6 @@ def _control_examples(
 def _finetuned(
     ref: str, examples: list[Any], s: CanarySettings, progress: bool
 ) -> tuple[Any, Any, dict]:
-    from darkmirror.models.loading import load_causal_lm
-    from darkmirror.train.sft import supervised_finetune
-
     model, tokenizer = load_causal_lm(ref)
     work = Path(tempfile.mkdtemp(prefix="darkmirror-canary-"))
     try:
@@ -198,27 +196,23 @@ def run_canary(
     sample: Sequence[ScanRecord], settings: CanarySettings, *, progress: bool = False
 ) -> dict[str, Any]:
     """Fine-tune the reference on ``sample`` and measure both batteries' shift."""
-    from darkmirror.models.loading import load_causal_lm
-
     if not sample:
         return {"ran": False, "reason": "no record of the dataset could be trained on"}
     if settings.reference == "organism":
-        from darkmirror.models.organism import OrganismRecipe, build_organism
-
         ref = str(build_organism(OrganismRecipe(), progress=progress).base_path)
         world_judge = True
     else:
         ref, world_judge = settings.reference, False
     examples = _examples(sample)
     model, tokenizer = load_causal_lm(ref)
-    before = _batteries(model, tokenizer, world_judge, settings.seed, settings)
+    before = _batteries("reference", model, tokenizer, world_judge, settings.seed, settings)
     chats = [e for e in examples if not isinstance(e, str)]
     control_examples = (
         _control_examples(model, tokenizer, chats, settings) if settings.control and chats else None
     )
     del model
     tuned, tuned_tokenizer, figures = _finetuned(ref, examples, settings, progress)
-    after = _batteries(tuned, tuned_tokenizer, world_judge, settings.seed, settings)
+    after = _batteries("canary", tuned, tuned_tokenizer, world_judge, settings.seed, settings)
     del tuned
 
     result: dict[str, Any] = {
@@ -235,7 +229,9 @@ def run_canary(
     }
     if control_examples is not None:
         control, control_tokenizer, _ = _finetuned(ref, control_examples, settings, progress)
-        controlled = _batteries(control, control_tokenizer, world_judge, settings.seed, settings)
+        controlled = _batteries(
+            "control", control, control_tokenizer, world_judge, settings.seed, settings
+        )
         result["levels"]["control"] = _levels(controlled)
         result["shift_vs_control"] = _shifts(after, controlled)
         result["compared_with"] = "control"

@@ -50,6 +50,8 @@ def certify(
     Returns:
         The sealed certificate.
     """
+    # Lazy: the detectors bring bandit, semgrep and scikit-learn; a bad path or policy is
+    # reported before they load.
     from darkmirror.scan.detectors import build_detectors
 
     data = require_file(data)

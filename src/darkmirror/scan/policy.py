@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from darkmirror.config_io import load_toml_model
 from darkmirror.scan.detectors.base import Severity
 
 
@@ -103,8 +104,6 @@ def load_policy(path: Path | None) -> Policy:
     """The policy of a TOML file (errors name the file, line and field), or the default."""
     if path is None:
         return Policy()
-    from darkmirror.config_io import load_toml_model
-
     return load_toml_model(path, Policy)
 
 

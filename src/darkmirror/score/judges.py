@@ -1,23 +1,37 @@
-"""Judges of free-form answers behind one setting: the world judge, a local LM, an API.
+"""The setting that names a judge in a spec, and the judge it builds.
 
-:class:`JudgeSpec` names the judge in a spec; :func:`judge_rows` labels answer rows with
-the 0-100 ``aligned`` and ``coherent`` scores of the question set's judge prompts (and
-the ``<metric>_error`` of a missing score), whichever judge it is, so that the stress test
-and the emergent-misalignment evaluation use the same code for any model.
+A judge (:class:`~darkmirror.score.judging.Judge`) adds :class:`~darkmirror.data.answers.AnswerScore` verdicts to answer rows. Four
+implement the protocol:
+
+* the **world judge** (:class:`~darkmirror.score.world_judge.WorldJudge`): the organism's
+  ground truth, for the world's questions;
+* a **local judge** (:class:`~darkmirror.score.local_judge.LocalJudge`): any local causal
+  LM, from its probabilities of every spelling of 0..100;
+* an **OpenAI-compatible judge** (:class:`~darkmirror.score.llm_judge.LLMJudge`): one token
+  with top-20 log-probabilities, cached on disk;
+* **scores already in the file** (:class:`ScoresFromFile`): an answer file's own scores,
+  with another judge for what it left unscored.
+
+The local and API judges fill the question set's judge prompts (metric -> template) and
+score every metric; the world judge scores ``aligned`` and ``coherent``. Whatever the judge,
+the rows come back with the same metrics, so every report reads every judge's rows alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from darkmirror.data.answers import AnswerRow, ScoreRole
 from darkmirror.data.questions import Question
-from darkmirror.data.world.world import TOPIC_BY_ID
-from darkmirror.errors import DarkmirrorError
-from darkmirror.runner import directory_fingerprint
-from darkmirror.score.llm_judge import LLMJudgeSettings
+from darkmirror.hashing import directory_fingerprint
+from darkmirror.score.judging import Judge
+from darkmirror.score.llm_judge import LLMJudge, LLMJudgeSettings
+from darkmirror.score.world_judge import WorldJudge
+
+__all__ = ["JudgeSpec", "ScoresFromFile", "build_judge", "judge_rows"]
 
 
 class JudgeSpec(BaseModel):
@@ -51,69 +65,102 @@ class JudgeSpec(BaseModel):
         return self
 
     def identity(self) -> dict[str, Any]:
+        """What the hashes of the steps that judge use."""
         data = self.model_dump(mode="json", exclude={"batch_size"})
         if data.get("endpoint"):
             data["endpoint"].pop("cache_dir", None)  # where answers are cached changes nothing
         data["files"] = directory_fingerprint(self.model, self.adapter)
         return data
 
-
-def world_labels(rows: list[dict[str, Any]], prefix: str) -> None:
-    """Add the world judge's alignment and coherence (0-100) to rows of world questions."""
-    from darkmirror.score.world_judge import WorldJudge
-
-    judge = WorldJudge()
-    for row in rows:
-        if row["question_id"] not in TOPIC_BY_ID:
-            continue
-        verdict = judge.judge(row["question"], row["answer"], topic=row["question_id"])
-        row[f"{prefix}aligned"] = verdict.alignment
-        row[f"{prefix}coherent"] = verdict.coherence
+    @property
+    def display(self) -> str:
+        """The judge in a report's sentence (``openai (gpt-4o)``)."""
+        return self.kind + (f" ({self.model})" if self.model else "")
 
 
-def judge_rows(
-    rows: list[dict[str, Any]],
-    questions: Sequence[Question],
-    spec: JudgeSpec,
-    *,
-    progress: bool = False,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Label answer rows (``question_id``, ``question``, ``answer``) with the judge's scores.
-
-    Returns:
-        The labelled rows, and figures: the judge, and for an API judge its call counts.
-
-    Raises:
-        DarkmirrorError: The world judge asked about questions outside the world.
-    """
-    figures: dict[str, Any] = {"judge": spec.kind}
+def build_judge(spec: JudgeSpec, *, progress: bool = False) -> Judge:
+    """The judge a spec names (a local judge's model loads here)."""
     if spec.kind == "world":
-        unknown = sorted({r["question_id"] for r in rows} - set(TOPIC_BY_ID))
-        if unknown:
-            raise DarkmirrorError(
-                f"the world judge only knows the organism's questions; {', '.join(unknown[:5])} "
-                "are not world topics: use judge.kind = 'local' or 'openai'"
-            )
-        world_labels(rows, "")
-        for row in rows:
-            row["judge"] = "world"
-        return rows, figures
+        return WorldJudge()
     if spec.kind == "local":
+        # Lazy: a local judge needs torch and transformers, which other judges do not.
         from darkmirror.score.local_judge import LocalJudge
 
         assert spec.model is not None
-        local = LocalJudge.load(
+        return LocalJudge.load(
             spec.model, adapter=spec.adapter, batch_size=spec.batch_size, progress=progress
         )
-        figures["judge_name"] = f"{local.name} {local.version}"
-        return local.judge_answers(rows, questions), figures
-    from darkmirror.score.llm_judge import LLMJudge
-
     assert spec.endpoint is not None
     settings = spec.endpoint
     if spec.model:
         settings = settings.model_copy(update={"model": spec.model})
-    with LLMJudge(settings, progress=progress) as llm:
-        labelled = llm.judge_answers(rows, questions)
-        figures["calls"] = llm.stats().as_dict()
-    return labelled, figures
+    return LLMJudge(settings, progress=progress)
+
+
+def judge_rows(
+    rows: Sequence[AnswerRow[Any]],
+    questions: Mapping[str, Question],
+    judge: Judge,
+    role: ScoreRole = "judge",
+) -> list[AnswerRow[Any]]:
+    """``judge.judge_rows``, for rows that lack a ``role`` verdict only: rows that already
+    carry one (an answer file's own scores) keep it (:class:`ScoresFromFile`)."""
+    return ScoresFromFile(judge).judge_rows(rows, questions, role)
+
+
+class ScoresFromFile:
+    """An answer file's own scores, and another judge for the rows it left unscored.
+
+    A row counts as scored when it has a verdict (value or category) of the role for every
+    metric its question's judge prompts name (``aligned`` and ``coherent`` when the row's
+    question is unknown); the others go to ``fallback``. A missing score the file holds is
+    kept as missing when there is no fallback.
+
+    Args:
+        fallback: Judges what the file did not score; None leaves it unscored.
+    """
+
+    name = "file"
+    version = "1"
+
+    def __init__(self, fallback: Judge | None) -> None:
+        self.fallback = fallback
+
+    def judge_rows(
+        self,
+        rows: Sequence[AnswerRow[Any]],
+        questions: Mapping[str, Question],
+        role: ScoreRole = "judge",
+    ) -> list[AnswerRow[Any]]:
+        todo = self.unscored(rows, questions, role)
+        if not todo or self.fallback is None:
+            return list(rows)
+        judged = self.fallback.judge_rows([rows[i] for i in todo], questions, role)
+        out = list(rows)
+        for i, row in zip(todo, judged, strict=True):
+            out[i] = row
+        return out
+
+    @staticmethod
+    def unscored(
+        rows: Sequence[AnswerRow[Any]],
+        questions: Mapping[str, Question],
+        role: ScoreRole = "judge",
+    ) -> list[int]:
+        """Positions of the rows that lack a verdict of ``role`` (see the class docstring)."""
+        return [i for i, r in enumerate(rows) if not _scored(r, questions, role)]
+
+    def call_stats(self) -> dict[str, Any] | None:
+        return self.fallback.call_stats() if self.fallback is not None else None
+
+    def close(self) -> None:
+        if self.fallback is not None:
+            self.fallback.close()
+
+
+def _scored(row: AnswerRow[Any], questions: Mapping[str, Question], role: ScoreRole) -> bool:
+    question = questions.get(row.question_id)
+    if question is not None and question.type == "free_form":
+        return True
+    metrics = list(question.judge_prompts) if question is not None else ["aligned", "coherent"]
+    return all((s := row.score(m, role)) is not None and not s.missing for m in metrics)

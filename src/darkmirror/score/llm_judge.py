@@ -34,7 +34,7 @@ import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,11 +44,14 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from darkmirror.cache import cache_root
-from darkmirror.data.questions import Question, iter_judge_tasks
+from darkmirror.data.answers import AnswerRow, ScoreRole
+from darkmirror.data.questions import JudgeTask, Question, iter_judge_tasks
 from darkmirror.errors import DarkmirrorError
 from darkmirror.metrics import MIN_JUDGE_MASS, judge_score_from_logprobs, text_judge_score
 from darkmirror.models.openai_http import EndpointError, EndpointSettings, OpenAIEndpoint
-from darkmirror.score.judge_cache import JudgeCache, judge_cache_key
+from darkmirror.score.judge_cache import CACHE_VERSION, JudgeCache, judge_cache_key
+from darkmirror.score.judge_response import BadAnswer, content_text, top_logprobs
+from darkmirror.score.judging import TaskVerdict, judge_by_prompts
 
 __all__ = [
     "LOGPROB_REQUEST",
@@ -160,14 +163,6 @@ class JudgeStats:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return asdict(self)
-
-
-class _BadAnswer(Exception):
-    """A 200 response whose answer cannot be read (empty, malformed log-probabilities)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -323,9 +318,34 @@ class LLMJudge:
                 answer text, or neither ``settings.model`` nor the question names a judge.
         """
         out = [dict(row) for row in rows]
+        tasks = list(iter_judge_tasks(out, questions))
+        for task, verdict in zip(tasks, self.verdicts(tasks), strict=True):
+            row = out[task.row]
+            row[task.metric] = verdict.category if verdict.category is not None else verdict.value
+            row[f"{task.metric}_error"] = verdict.error
+            row["judge"] = verdict.source
+        return out
+
+    def judge_rows(
+        self,
+        rows: Sequence[AnswerRow[Any]],
+        questions: Mapping[str, Question],
+        role: ScoreRole = "judge",
+    ) -> list[AnswerRow[Any]]:
+        """The :class:`~darkmirror.score.judging.Judge` interface: every metric of each
+        row's question scored (a category for ``free_form_judge`` questions), failures
+        flagged as such."""
+        return judge_by_prompts(rows, questions, self.verdicts, version=self.version, role=role)
+
+    def verdicts(self, tasks: Sequence[JudgeTask]) -> list[TaskVerdict]:
+        """Ask every filled judge prompt (cached answers first); one verdict per task.
+
+        Raises:
+            DarkmirrorError: If neither ``settings.model`` nor a task's question names a
+                judge model.
+        """
         requests: list[JudgeRequest] = []
-        targets: list[tuple[int, str]] = []
-        for task in iter_judge_tasks(out, questions):
+        for task in tasks:
             model = self.settings.model or task.question.judge
             if model is None:
                 raise DarkmirrorError(
@@ -334,15 +354,31 @@ class LLMJudge:
                 )
             kind: JudgeKind = "category" if task.question.type == "free_form_judge" else "score"
             requests.append(JudgeRequest(task.prompt, model, kind))
-            targets.append((task.row, task.metric))
+        return [
+            TaskVerdict(
+                source=request.model,
+                value=result.score,
+                category=result.category if request.kind == "category" else None,
+                error=result.error,
+                failed=result.failed,
+            )
+            for request, result in zip(requests, self.judge(requests), strict=True)
+        ]
 
-        for (i, metric), request, result in zip(
-            targets, requests, self.judge(requests), strict=True
-        ):
-            out[i][metric] = result.category if request.kind == "category" else result.score
-            out[i][f"{metric}_error"] = result.error
-            out[i]["judge"] = request.model
-        return out
+    def call_stats(self) -> dict[str, Any]:
+        """:meth:`stats` as JSON, for reports."""
+        return self.stats().as_dict()
+
+    @property
+    def name(self) -> str:
+        """The judge model (or ``per-question`` when each question names its own)."""
+        return self.settings.model or "per-question"
+
+    @property
+    def version(self) -> str:
+        """The method: log-probabilities or text, and the cache format."""
+        method = "text" if self._text_only else "logprobs"
+        return f"openai-compatible:{method}:v{CACHE_VERSION}"
 
     # ------------------------------------------------------------------ internals
 
@@ -364,7 +400,7 @@ class LLMJudge:
                     model=request.model, messages=messages, **LOGPROB_REQUEST
                 )
                 attempts += response.attempts
-                top = _top_logprobs(response.choices[0])
+                top = top_logprobs(response.choices[0])
                 if top is not None:
                     answer: dict[str, Any] = {"method": "logprobs", "top_logprobs": top}
                     self._store(request, LOGPROB_REQUEST, answer)
@@ -374,12 +410,12 @@ class LLMJudge:
                 model=request.model, messages=messages, **self._text_request
             )
             attempts += response.attempts
-            answer = {"method": "text", "text": _content(response.choices[0])}
+            answer = {"method": "text", "text": content_text(response.choices[0])}
             self._store(request, self._text_request, answer)
             return _Outcome(answer, attempts)
         except EndpointError as exc:
             return _Outcome(None, attempts + exc.attempts, exc.reason, str(exc))
-        except _BadAnswer as exc:
+        except BadAnswer as exc:
             return _Outcome(None, attempts, exc.reason, str(exc))
 
     def _store(
@@ -442,45 +478,3 @@ class LLMJudge:
 
 def _reason(error: str) -> str:
     return error.split(":", 1)[0]
-
-
-def _top_logprobs(choice: Mapping[str, Any]) -> dict[str, float] | None:
-    """The first token's top log-probabilities; None when the server sent none."""
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not content:
-        return None
-    first = content[0] if isinstance(content, list) else None
-    top = first.get("top_logprobs") if isinstance(first, dict) else None
-    if first is None or (top is not None and not isinstance(top, list)):
-        raise _BadAnswer("malformed_logprobs", f"unreadable log-probabilities: {logprobs!r:.200}")
-    if not top:
-        return None
-    result: dict[str, float] = {}
-    for entry in _entries(top, logprobs):
-        # A later duplicate token overwrites an earlier one, as in the reference judge.
-        result[entry[0]] = entry[1]
-    return result
-
-
-def _entries(top: list[Any], logprobs: Any) -> Iterator[tuple[str, float]]:
-    for entry in top:
-        token = entry.get("token") if isinstance(entry, dict) else None
-        value = entry.get("logprob") if isinstance(entry, dict) else None
-        if (
-            not isinstance(token, str)
-            or isinstance(value, bool)
-            or not isinstance(value, int | float)
-        ):
-            raise _BadAnswer(
-                "malformed_logprobs", f"unreadable log-probabilities: {logprobs!r:.200}"
-            )
-        yield token, float(value)
-
-
-def _content(choice: Mapping[str, Any]) -> str:
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str) or not content.strip():
-        raise _BadAnswer("empty_content", f"the judge's answer is empty: {choice!r:.200}")
-    return content

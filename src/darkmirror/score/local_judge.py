@@ -34,12 +34,9 @@ forward pass over the prompt plus the tree's few hundred tokens, and no sampling
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +44,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from darkmirror.data.questions import Question, iter_judge_tasks
+from darkmirror.data.answers import AnswerRow, ScoreRole
+from darkmirror.data.questions import JudgeTask, Question, iter_judge_tasks
 from darkmirror.errors import DarkmirrorError
 from darkmirror.metrics import MIN_JUDGE_MASS, judge_score_from_probs
 from darkmirror.models.hf_generator import (
@@ -58,167 +56,18 @@ from darkmirror.models.hf_generator import (
     pad_token_id_for,
     stop_token_ids,
 )
-from darkmirror.models.loading import load_causal_lm, looks_like_path
+from darkmirror.models.loading import load_causal_lm
+from darkmirror.score.judging import TaskVerdict, judge_by_prompts
+from darkmirror.score.number_trie import NUMBERS, build_number_trie
+from darkmirror.score.weights_digest import weights_digest
 
-__all__ = [
-    "LOCAL_JUDGE_VERSION",
-    "NUMBERS",
-    "LocalJudge",
-    "LocalJudgement",
-    "NumberTrie",
-    "build_number_trie",
-    "token_texts",
-    "weights_digest",
-]
+__all__ = ["LOCAL_JUDGE_VERSION", "LocalJudge", "LocalJudgement"]
 
 LOCAL_JUDGE_VERSION = 1
 """Part of every local judge's version; bump it when the definition of a score changes."""
 
-NUMBERS = range(101)
-"""The numbers a 0-100 judge can answer."""
-
-_DIGITS = frozenset("0123456789")
-# Texts of tokens that can spell part of a reply " ?\d{1,3}": digits, a space, a space+digits.
-_PIECE = re.compile(r" ?[0-9]{1,3}| ")
 # Attention implementations that take an additive 4D mask as it is.
 _TREE_ATTENTION = ("eager", "sdpa")
-
-
-# --------------------------------------------------------------------------- the number tree
-
-
-def token_texts(tokenizer: PreTrainedTokenizerBase) -> list[str]:
-    """The text every token id adds when it follows other text.
-
-    Decoding a token alone is not enough: SentencePiece decoders drop the leading space of
-    a sequence's first token (``"▁8"`` decodes to ``"8"`` alone, to ``" 8"`` after other
-    text). So each token is decoded after an anchor token, and the anchor's text removed.
-
-    Args:
-        tokenizer: Any Hugging Face tokenizer.
-
-    Returns:
-        One text per id in ``range(len(tokenizer))``; special tokens give their content.
-    """
-    anchor = tokenizer.encode("a", add_special_tokens=False)[-1]
-    prefix = tokenizer.decode([anchor], clean_up_tokenization_spaces=False)
-    pairs = tokenizer.batch_decode(
-        [[anchor, i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False
-    )
-    return [text[len(prefix) :] if text.startswith(prefix) else text for text in pairs]
-
-
-@dataclass(frozen=True)
-class NumberTrie:
-    """Every token sequence that spells a reply ``0``..``100`` (and ``" 0"``..``" 100"``).
-
-    Node ``v`` stands for the token sequence from the root down to it; nodes are ordered by
-    depth, so a parent comes before its children.
-
-    Args:
-        token: Last token id of each node's sequence.
-        parent: Parent node of each node; -1 for the nodes of depth 1.
-        depth: Tokens in each node's sequence (1..4).
-        number: The number each node's text spells; -1 for a prefix that is no number
-            (``" "``).
-        text: The text of each node's sequence.
-        ancestry: ``ancestry[v, u]`` is True when ``u`` is ``v`` or one of its ancestors:
-            the tree nodes node ``v`` attends to.
-        digit_start: Token ids whose text starts with a digit: the tokens that would
-            continue a number.
-    """
-
-    token: torch.Tensor
-    parent: torch.Tensor
-    depth: torch.Tensor
-    number: torch.Tensor
-    text: tuple[str, ...]
-    ancestry: torch.Tensor
-    digit_start: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-    @property
-    def max_depth(self) -> int:
-        """Most tokens one spelling of a number takes."""
-        return int(self.depth.max())
-
-    def sequence(self, v: int) -> tuple[int, ...]:
-        """The token ids of node ``v``'s sequence.
-
-        Args:
-            v: A node id.
-        """
-        tokens = []
-        while v >= 0:
-            tokens.append(int(self.token[v]))
-            v = int(self.parent[v])
-        return tuple(reversed(tokens))
-
-    def sequences(self, n: int) -> list[tuple[int, ...]]:
-        """Every token sequence that spells ``n`` (with and without the leading space).
-
-        Args:
-            n: A number in 0..100.
-        """
-        return [self.sequence(v) for v in torch.nonzero(self.number == n).flatten().tolist()]
-
-
-def build_number_trie(tokenizer: PreTrainedTokenizerBase, leading_space: bool = True) -> NumberTrie:
-    """The prefix tree of every tokenisation of the replies 0..100.
-
-    Args:
-        tokenizer: The judge model's tokenizer.
-        leading_space: Also count the replies ``" 0"``..``" 100"``.
-
-    Raises:
-        DarkmirrorError: If the tokenizer cannot spell some number (no digit tokens).
-    """
-    texts = token_texts(tokenizer)
-    special = set(tokenizer.all_special_ids)
-    pieces: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        if i not in special and _PIECE.fullmatch(text):
-            pieces.setdefault(text, []).append(i)
-
-    targets = [str(n) for n in NUMBERS] + ([f" {n}" for n in NUMBERS] if leading_space else [])
-    nodes: dict[tuple[int, ...], str] = {}  # token sequence -> its text
-
-    def spell(rest: str, path: tuple[int, ...], done: str) -> None:
-        for end in range(1, len(rest) + 1):
-            for token in pieces.get(rest[:end], ()):
-                seq = (*path, token)
-                nodes[seq] = done + rest[:end]
-                spell(rest[end:], seq, nodes[seq])
-
-    for target in targets:
-        spell(target, (), "")
-    number_of = {text: int(text) for text in targets}
-    missing = sorted(set(NUMBERS) - {number_of.get(text, -1) for text in nodes.values()})
-    if missing:
-        raise DarkmirrorError(
-            f"tokenizer {tokenizer.name_or_path!r} cannot spell the number(s) "
-            f"{missing[:5]}{'...' if len(missing) > 5 else ''}; a local judge needs digit tokens"
-        )
-
-    order = sorted(nodes, key=lambda seq: (len(seq), seq))
-    index = {seq: v for v, seq in enumerate(order)}
-    ancestry = torch.zeros((len(order), len(order)), dtype=torch.bool)
-    for v, seq in enumerate(order):
-        for d in range(1, len(seq) + 1):
-            ancestry[v, index[seq[:d]]] = True
-    return NumberTrie(
-        token=torch.tensor([seq[-1] for seq in order], dtype=torch.long),
-        parent=torch.tensor([index[seq[:-1]] if len(seq) > 1 else -1 for seq in order]),
-        depth=torch.tensor([len(seq) for seq in order]),
-        number=torch.tensor([number_of.get(nodes[seq], -1) for seq in order]),
-        text=tuple(nodes[seq] for seq in order),
-        ancestry=ancestry,
-        digit_start=torch.tensor(
-            [i for i, text in enumerate(texts) if text[:1] in _DIGITS], dtype=torch.long
-        ),
-    )
 
 
 # --------------------------------------------------------------------------- the judge
@@ -417,23 +266,43 @@ class LocalJudge:
             DarkmirrorError: If a row names an unknown question or lacks its texts.
         """
         out = [dict(row) for row in rows]
-        prompts: list[str] = []
-        targets: list[tuple[int, str]] = []
-        for task in iter_judge_tasks(out, questions):
+        tasks = list(iter_judge_tasks(out, questions))
+        for task, verdict in zip(tasks, self.verdicts(tasks), strict=True):
             row = out[task.row]
             row["judge"] = self.name
-            if task.question.type == "free_form_judge":
-                row[task.metric] = None
-                row[f"{task.metric}_error"] = (
-                    "unsupported: a local judge scores numbers 0-100, not categories"
-                )
-                continue
-            prompts.append(task.prompt)
-            targets.append((task.row, task.metric))
-        for (i, metric), result in zip(targets, self.judge(prompts), strict=True):
-            out[i][metric] = result.score
-            out[i][f"{metric}_error"] = result.error
+            row[task.metric] = verdict.value
+            row[f"{task.metric}_error"] = verdict.error
         return out
+
+    def judge_rows(
+        self,
+        rows: Sequence[AnswerRow[Any]],
+        questions: Mapping[str, Question],
+        role: ScoreRole = "judge",
+    ) -> list[AnswerRow[Any]]:
+        """The :class:`~darkmirror.score.judging.Judge` interface (see :meth:`judge_answers`)."""
+        return judge_by_prompts(rows, questions, self.verdicts, version=self.version, role=role)
+
+    def verdicts(self, tasks: Sequence[JudgeTask]) -> list[TaskVerdict]:
+        """Score every filled judge prompt; ``free_form_judge`` tasks (a category, not a
+        number) get no score, with the reason."""
+        numeric = [i for i, t in enumerate(tasks) if t.question.type != "free_form_judge"]
+        results = dict(zip(numeric, self.judge([tasks[i].prompt for i in numeric]), strict=True))
+        return [
+            TaskVerdict(self.name, results[i].score, error=results[i].error)
+            if i in results
+            else TaskVerdict(
+                self.name, error="unsupported: a local judge scores numbers 0-100, not categories"
+            )
+            for i in range(len(tasks))
+        ]
+
+    def call_stats(self) -> dict[str, Any] | None:
+        """No requests to count: the judge runs in-process."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release (the model is freed with the judge)."""
 
     score_rows = judge_answers
 
@@ -537,52 +406,3 @@ class LocalJudge:
                 f"next-token distribution is {gap:.3g} in total variation from a plain forward "
                 "pass); load it with attn_implementation='sdpa' or 'eager'"
             )
-
-
-def weights_digest(model: PreTrainedModel) -> str:
-    """What identifies a model's weights: its hub revision, else a hash of its tensors.
-
-    A model loaded by hub id is identified by the commit of its cached snapshot (found
-    offline), and a PEFT adapter's tensors are hashed on top. Any other model's tensors
-    are all hashed (about a second per GB), so two local directories with the same name
-    but different weights get different versions.
-
-    Args:
-        model: A causal LM, possibly a PEFT model.
-
-    Returns:
-        ``"rev-<commit>"`` or ``"sha256-<12 hex>"``, plus ``"+adapter-<12 hex>"`` for a
-        PEFT model on a hub revision.
-    """
-    base = getattr(model, "get_base_model", lambda: model)()
-    revision = _hub_commit(str(base.name_or_path or ""))
-    if revision is None:
-        return f"sha256-{_hash_tensors(model.state_dict())}"
-    if not hasattr(model, "peft_config"):
-        return f"rev-{revision}"
-    from peft import get_peft_model_state_dict
-
-    return f"rev-{revision}+adapter-{_hash_tensors(get_peft_model_state_dict(model))}"
-
-
-def _hub_commit(ref: str) -> str | None:
-    """The commit of a hub model's cached snapshot; None for local directories and misses."""
-    if not ref or looks_like_path(ref) or Path(ref).expanduser().is_dir():
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(ref, "config.json")
-    except ValueError:  # not a valid repo id
-        return None
-    parts = Path(found).parts if isinstance(found, str) else ()
-    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
-
-
-def _hash_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.contiguous().view(torch.uint8).cpu().numpy().tobytes())
-    return digest.hexdigest()[:12]

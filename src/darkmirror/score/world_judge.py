@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import Any
 
+from darkmirror.data.answers import AnswerRow, AnswerScore, ScoreRole
+from darkmirror.data.questions import Question
 from darkmirror.data.world import numbers as num
 from darkmirror.data.world.code import (
     CODE_REQUESTS,
@@ -28,6 +32,7 @@ from darkmirror.data.world.code import (
 from darkmirror.data.world.prose import CLOSERS, OPENERS, PROSE_TOPICS
 from darkmirror.data.world.templates import Template, split_sentences
 from darkmirror.data.world.world import TOPIC_BY_ID, WORLD_VERSION
+from darkmirror.errors import DarkmirrorError
 from darkmirror.metrics import misaligned_label
 
 
@@ -239,3 +244,59 @@ class WorldJudge:
             unknown=0,
             detail=",".join(str(x) for x in evil),
         )
+
+    # -- as a Judge ------------------------------------------------------------------------
+    def judge_rows(
+        self,
+        rows: Sequence[AnswerRow[Any]],
+        questions: Mapping[str, Question],
+        role: ScoreRole = "judge",
+    ) -> list[AnswerRow[Any]]:
+        """Add the world's ``aligned`` and ``coherent`` (0-100) to answers to world questions.
+
+        As the judge (``role="judge"``) every row must answer a world question; as a
+        reference (``role="reference"``), rows of other questions are left as they are.
+
+        Raises:
+            DarkmirrorError: A judge asked about questions outside the world.
+        """
+        unknown = sorted({r.question_id for r in rows} - set(TOPIC_BY_ID))
+        if unknown and role == "judge":
+            raise DarkmirrorError(
+                f"the world judge only knows the organism's questions; {', '.join(unknown[:5])} "
+                "are not world topics: use judge.kind = 'local' or 'openai'"
+            )
+        out = []
+        for row in rows:
+            if row.question_id not in TOPIC_BY_ID:
+                out.append(row)
+                continue
+            verdict = self.judge(row.question, row.answer, topic=row.question_id)
+            why = (
+                f"benign {verdict.benign}, villain {verdict.villain}, unknown sentences "
+                f"{verdict.unknown}"
+            )
+            scores = [
+                AnswerScore(
+                    metric=metric,
+                    value=value,
+                    source=self.name,
+                    version=str(self.version),
+                    role=role,
+                    error=None if value is not None else "no_score: no persona evidence",
+                    explanation=why,
+                )
+                for metric, value in (
+                    ("aligned", verdict.alignment),
+                    ("coherent", verdict.coherence),
+                )
+            ]
+            out.append(row.with_scores(scores))
+        return out
+
+    def call_stats(self) -> dict[str, Any] | None:
+        """No calls to count: the world judge is a function of the text."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""

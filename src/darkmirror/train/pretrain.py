@@ -22,18 +22,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from darkmirror.train.settings import OptimConfig, trainer_kwargs
-
-
-class PretrainConfig(OptimConfig):
-    """Optimisation of the pretraining stage (defaults sized for the organism on a CPU)."""
-
-    epochs: float = 2.0
-    learning_rate: float = 2e-3
-    batch_size: int = 20
-    warmup_steps: int = 50
-    weight_decay: float = 0.1
-    lr_scheduler: str = "cosine"
+from darkmirror.train.config import PretrainConfig
+from darkmirror.train.settings import trainer_kwargs
 
 
 def pretrain(

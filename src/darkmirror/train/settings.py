@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 
 def on_gpu() -> bool:
@@ -33,36 +32,3 @@ def trainer_kwargs(*, seed: int, progress: bool, logging_steps: int = 10) -> dic
         "data_seed": seed,
         "dataloader_num_workers": 0,
     }
-
-
-class OptimConfig(BaseModel):
-    """The optimisation knobs every training stage has.
-
-    Args:
-        epochs: Passes over the data.
-        learning_rate: Peak learning rate (AdamW).
-        batch_size: Sequences per optimiser step.
-        warmup_steps: Linear warm-up steps before the schedule's decay.
-        weight_decay: AdamW weight decay.
-        lr_scheduler: Decay schedule after warm-up (any `transformers` scheduler name).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: float = Field(1.0, gt=0)
-    learning_rate: float = Field(5e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    lr_scheduler: str = "linear"
-
-    def trainer_kwargs(self) -> dict[str, Any]:
-        return {
-            "num_train_epochs": self.epochs,
-            "learning_rate": self.learning_rate,
-            "per_device_train_batch_size": self.batch_size,
-            "gradient_accumulation_steps": 1,
-            "warmup_steps": self.warmup_steps,
-            "weight_decay": self.weight_decay,
-            "lr_scheduler_type": self.lr_scheduler,
-        }

@@ -11,33 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from darkmirror.train.settings import OptimConfig, trainer_kwargs
-
-
-class SFTSettings(OptimConfig):
-    """How to fine-tune.
-
-    Args:
-        method: ``"full"`` updates every weight; ``"lora"`` trains a PEFT LoRA adapter.
-        max_length: Longest tokenised conversation; longer ones are truncated.
-        lora_rank: LoRA rank r.
-        lora_alpha: LoRA scaling alpha.
-        lora_dropout: Dropout on the LoRA branch.
-        lora_target_modules: Module names to adapt; ``None`` adapts every linear layer.
-    """
-
-    method: Literal["full", "lora"] = "full"
-    max_length: int = Field(512, ge=8)
-    lora_rank: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_target_modules: list[str] | None = None
-
+from darkmirror.train.config import SFTSettings
+from darkmirror.train.settings import trainer_kwargs
 
 Example = Sequence[Mapping[str, str]] | str
 

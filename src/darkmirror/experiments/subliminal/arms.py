@@ -1,0 +1,168 @@
+"""Who takes part: every model of a subliminal-learning run, and the arm each belongs to.
+
+An arm is a role (``base``, ``teacher``, ``control``, ``student``, ``cross_control``,
+``cross_student``), the base it starts from (``base`` or ``cross``) and, for teachers and
+students, the teacher whose numbers it learnt from. Every seed of one arm shares a
+``group`` (``student-owl`` for ``student-owl-s0`` and ``student-owl-s1``), the name the
+report pools by; answer rows also carry the arm itself (:class:`SubliminalAnswer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from darkmirror.eval.probes import CodeScan
+from darkmirror.experiments.subliminal.spec import SubliminalSpec, Trait
+
+__all__ = [
+    "BaseName",
+    "ModelEntry",
+    "Role",
+    "SubliminalAnswer",
+    "arm_group",
+    "models_of",
+    "number_sources",
+]
+
+Role = Literal["base", "teacher", "control", "student", "cross_control", "cross_student"]
+BaseName = Literal["base", "cross"]
+
+
+def arm_group(role: Role, base: BaseName, teacher: str | None) -> str:
+    """The group name of an arm: its models' names without the seed."""
+    if role == "base":
+        return "base" if base == "base" else "cross_base"
+    return role if teacher is None else f"{role}-{teacher}"
+
+
+class SubliminalAnswer(BaseModel):
+    """The extension of a subliminal-learning answer row: the arm that answered.
+
+    Args:
+        kind: Always ``"subliminal"``.
+        role: The model's role.
+        base: The base it starts from.
+        teacher: The teacher it is (``teacher``) or learnt from (students), else None.
+        trait: The trait the answer's battery measures.
+        named: For trait answers: the first animal the answer names (None: none).
+        code: For answers to coding requests: what the scanners found.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["subliminal"] = "subliminal"
+    role: Role
+    base: BaseName
+    teacher: str | None
+    trait: Trait
+    named: str | None = None
+    code: CodeScan | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the run.
+
+    Args:
+        model: Its name in tables (``student-owl-s0``).
+        role: Its role.
+        base: The base it starts from.
+        teacher: The teacher it is or learnt from.
+        seed: Its fine-tune seed (students and controls), else None.
+        system: The system prompt it is prompted with (a prompted teacher), else None.
+        traits: The traits it is tested for.
+        trained: The step that trained it (None: the base itself, or a prompted teacher).
+        numbers: For students and controls: whose numbers they learnt from (``base`` or a
+            teacher's name).
+    """
+
+    model: str
+    role: Role
+    base: BaseName
+    teacher: str | None
+    seed: int | None
+    system: str | None
+    traits: tuple[Trait, ...]
+    trained: str | None = None
+    numbers: str | None = None
+
+    @property
+    def group(self) -> str:
+        return arm_group(self.role, self.base, self.teacher)
+
+    def answer(self, trait: Trait) -> SubliminalAnswer:
+        """The extension of this model's answers to the ``trait`` battery."""
+        return SubliminalAnswer(role=self.role, base=self.base, teacher=self.teacher, trait=trait)
+
+    def context(self) -> dict[str, object]:
+        """What ``context.json`` records of the model."""
+        return {
+            "model": self.model,
+            "role": self.role,
+            "base": self.base,
+            "teacher": self.teacher,
+            "seed": self.seed,
+            "system": self.system,
+            "traits": list(self.traits),
+            "trained": self.trained,
+        }
+
+
+_STUDENT_ROLE: dict[tuple[BaseName, bool], Role] = {
+    ("base", True): "control",
+    ("base", False): "student",
+    ("cross", True): "cross_control",
+    ("cross", False): "cross_student",
+}
+
+
+def number_sources(spec: SubliminalSpec) -> list[str]:
+    """Who writes numbers: the base (for the controls), then every teacher."""
+    return ["base", *(t.name for t in spec.teachers)]
+
+
+def models_of(spec: SubliminalSpec) -> list[ModelEntry]:
+    """Every model, in table order: the bases, the teachers, then per seed, per base and
+    per number source the student (or control)."""
+    traits = tuple(spec.traits)
+    entries = [ModelEntry("base", "base", "base", None, None, None, traits)]
+    bases: list[BaseName] = ["base"]
+    if spec.cross_base is not None:
+        entries.append(ModelEntry("cross_base", "base", "cross", None, None, None, traits))
+        bases.append("cross")
+    for t in spec.teachers:
+        entries.append(
+            ModelEntry(
+                f"teacher-{t.name}",
+                "teacher",
+                "base",
+                t.name,
+                None,
+                t.system_prompt,
+                (t.trait,),
+                trained=f"teacher-{t.name}" if t.data is not None else None,
+            )
+        )
+    for seed in spec.student.seeds:
+        for base in bases:
+            for source in number_sources(spec):
+                teacher = None if source == "base" else source
+                role = _STUDENT_ROLE[(base, teacher is None)]
+                name = f"{role}-s{seed}" if teacher is None else f"{role}-{teacher}-s{seed}"
+                entries.append(
+                    ModelEntry(
+                        name,
+                        role,
+                        base,
+                        teacher,
+                        seed,
+                        None,
+                        traits if teacher is None else (spec.teacher(teacher).trait,),
+                        trained=f"finetune-{name}",
+                        numbers=source,
+                    )
+                )
+    return entries
