@@ -71,16 +71,46 @@ def main() -> None:
     metavar="KEY=VALUE",
     help="Override a spec value, e.g. --set finetune.epochs=2 (repeatable).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where the steps run: in this process (default) or on a Ray cluster "
+    "(pip install 'darkmirror[ray]'). Same as [executor] kind in the spec.",
+)
+@click.option(
+    "--address",
+    help="Ray cluster to join (ray://HOST:10001 or auto); default: a local cluster. Run and "
+    "cache directories must be on storage every worker sees.",
+)
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
-def run(spec: Path | None, out: Path | None, overrides: tuple[str, ...], quiet: bool) -> None:
+def run(
+    spec: Path | None,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    executor: str | None,
+    address: str | None,
+    quiet: bool,
+) -> None:
     """Run an experiment spec (default: emergent misalignment on the model organism)."""
     _setup_logging(quiet)
     from darkmirror.experiments import run_experiment
-    from darkmirror.spec import load_spec
+    from darkmirror.runner import build_executor
+    from darkmirror.spec import load_run_file
 
-    resolved = load_spec(spec, overrides)
-    out = out or Path("runs") / resolved.name  # type: ignore[attr-defined]
-    click.echo(f"report: {run_experiment(resolved, out, progress=not quiet)}")
+    loaded = load_run_file(spec, [*overrides, *_executor_overrides(executor, address)])
+    out = out or Path("runs") / loaded.spec.name  # type: ignore[attr-defined]
+    report_path = run_experiment(
+        loaded.spec, out, progress=not quiet, executor=build_executor(loaded.executor)
+    )
+    click.echo(f"report: {report_path}")
+
+
+def _executor_overrides(executor: str | None, address: str | None) -> list[str]:
+    """``--executor``/``--address`` as overrides of the spec file's ``[executor]`` table."""
+    out = [f"executor.kind={json.dumps(executor)}"] if executor else []
+    if address:
+        out.append(f"executor.address={json.dumps(address)}")
+    return out
 
 
 @main.command()

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from darkmirror.config_io import load_toml_model, read_text
 from darkmirror.errors import InputError
 from darkmirror.experiments import EXPERIMENTS
+from darkmirror.runner import ExecutorSpec
 
-__all__ = ["DEFAULT_SPEC", "builtin_config", "load_spec"]
+__all__ = ["DEFAULT_SPEC", "RunFile", "builtin_config", "load_run_file", "load_spec"]
 
 
 def builtin_config(name: str) -> Path:
@@ -29,6 +32,43 @@ def builtin_config(name: str) -> Path:
 
 
 DEFAULT_SPEC = "emergent_misalignment"
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """A spec file: the experiment's spec, and how to run it.
+
+    Args:
+        spec: The experiment's spec (what ``spec.json`` records; it determines the results).
+        executor: The ``[executor]`` table: where the steps run (it changes no result).
+        sweep: The ``[sweep]`` table, as written (``darkmirror sweep`` reads it), or None.
+    """
+
+    spec: BaseModel
+    executor: ExecutorSpec
+    sweep: dict[str, Any] | None
+
+
+def load_run_file(path: str | Path | None, overrides: Sequence[str] = ()) -> RunFile:
+    """Load a spec file with its ``[executor]`` and ``[sweep]`` tables.
+
+    The tables are validated with the spec, so an error in them names its line too.
+
+    Raises:
+        InputError: As :func:`load_spec`.
+    """
+    path = Path(path) if path is not None else builtin_config(DEFAULT_SPEC)
+    spec_cls = _spec_class(path)
+
+    class _File(spec_cls):  # type: ignore[valid-type, misc]
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        executor: ExecutorSpec = ExecutorSpec()
+        sweep: dict[str, Any] | None = None
+
+    loaded = load_toml_model(path, _File, overrides)
+    data = loaded.model_dump(mode="json", exclude={"executor", "sweep"})
+    return RunFile(spec_cls.model_validate(data), loaded.executor, loaded.sweep)
 
 
 def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> BaseModel:
@@ -40,6 +80,11 @@ def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> BaseMod
         InputError: An unknown experiment, or a bad value (file, line and field named).
     """
     path = Path(path) if path is not None else builtin_config(DEFAULT_SPEC)
+    return load_toml_model(path, _spec_class(path), overrides)
+
+
+def _spec_class(path: Path) -> type[BaseModel]:
+    """The spec model of the experiment a spec file names (the default one without a name)."""
     text = read_text(path)
     try:
         experiment = tomllib.loads(text).get("experiment")
@@ -56,4 +101,4 @@ def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> BaseMod
             line=line,
             field="experiment",
         )
-    return load_toml_model(path, EXPERIMENTS[experiment or DEFAULT_SPEC].spec, overrides)
+    return EXPERIMENTS[experiment or DEFAULT_SPEC].spec

@@ -22,7 +22,7 @@ from darkmirror.experiments import (
     subliminal_mlp,
 )
 from darkmirror.experiments.experiment import Experiment
-from darkmirror.runner import Run, execute_plan
+from darkmirror.runner import Executor, Run, execute_plan
 
 __all__ = ["EXPERIMENTS", "Experiment", "rebuild_report", "run_experiment"]
 
@@ -40,15 +40,24 @@ EXPERIMENTS: dict[str, Experiment] = {
 """Every experiment by its ``experiment = "..."`` name."""
 
 
-def run_experiment(spec: BaseModel, out: Path, *, progress: bool = True) -> Path:
+def run_experiment(
+    spec: BaseModel, out: Path, *, progress: bool = True, executor: Executor | None = None
+) -> Path:
     """Run a validated spec into the run directory ``out``; returns ``report.md``'s path.
 
-    A run directory that exists is resumed: finished steps are reused.
+    A run directory that exists is resumed: finished steps are reused, whichever executor
+    wrote them.
+
+    Args:
+        spec: The experiment's spec.
+        out: The run directory.
+        progress: Show progress bars.
+        executor: Where the steps run (default: in this process, one after the other).
     """
     experiment = EXPERIMENTS[spec.experiment]  # type: ignore[attr-defined]
     plan = experiment.plan(spec)
     with Run(out, spec) as run:
-        result = execute_plan(plan, run, progress=progress)
+        result = execute_plan(plan, run, progress=progress, executor=executor)
         return experiment.finish(spec, run, result)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from darkmirror.hashing import content_hash
 
-__all__ = ["Plan", "Resources", "Step", "StepContext", "StepFn"]
+__all__ = ["Plan", "PlannedStep", "Resources", "Step", "StepContext", "StepFn", "merge_plans"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,34 @@ class Step:
     store: bool = True
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step with what identifies it in any plan: its key and its dependencies' keys.
+
+    Args:
+        key: ``<name>-<hash>``, the step's directory name; two plans that declare the same
+            step (a sweep's cells sharing an organism) give it the same key.
+        step: The step.
+        dep_keys: Each dependency's name (as the step knows it) -> its key.
+        hashed_inputs: What the key's hash covers.
+    """
+
+    key: str
+    step: Step
+    dep_keys: Mapping[str, str]
+    hashed_inputs: Mapping[str, Any]
+
+
+def merge_plans(plans: list[Plan]) -> list[PlannedStep]:
+    """The steps of several plans, each once (by key), dependencies first: a sweep's cells
+    run as one plan that shares every step they have in common."""
+    seen: dict[str, PlannedStep] = {}
+    for plan in plans:
+        for planned in plan.planned():
+            seen.setdefault(planned.key, planned)
+    return list(seen.values())
+
+
 class Plan:
     """Steps in an order that runs every dependency first (the order they were added)."""
 
@@ -132,6 +160,18 @@ class Plan:
     def key(self, name: str) -> str:
         """``<name>-<hash>``: the step's directory name."""
         return self._keys[name]
+
+    def planned(self) -> list[PlannedStep]:
+        """Every step with its key and its dependencies' keys, in order."""
+        return [
+            PlannedStep(
+                self._keys[step.name],
+                step,
+                {d: self._keys[d] for d in step.deps},
+                self.hashed_inputs(step),
+            )
+            for step in self
+        ]
 
     def __getitem__(self, name: str) -> Step:
         return self._steps[name]

@@ -26,7 +26,6 @@ import logging
 import platform
 import shutil
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -34,9 +33,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from darkmirror.cache import atomic_directory
 from darkmirror.errors import DarkmirrorError
 from darkmirror.hashing import content_hash
+from darkmirror.runner.step_store import finished_figures, write_step
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +131,7 @@ class Run:
 
     def announce(self, name: str, detail: str) -> None:
         """Count a step whose output lives outside the run directory (the organism cache)."""
-        self._steps_done += 1
-        log.info("[%d/%d] %s: %s", self._steps_done, self._steps_total, name, detail)
+        log.info("%s %s: %s", self.count(), name, detail)
 
     def step_dir(self, name: str, inputs: Mapping[str, Any]) -> Path:
         return self.root / "steps" / f"{name}-{content_hash(inputs)}"
@@ -150,20 +148,19 @@ class Run:
                 figures, stored with the inputs in ``step.json``.
         """
         final = self.step_dir(name, inputs)
-        self._steps_done += 1
-        counter = f"[{self._steps_done}/{self._steps_total}]" if self._steps_total else "[-]"
-        if (final / "step.json").is_file():
+        counter = self.count()
+        if finished_figures(final) is not None:
             log.info("%s %s: reused %s", counter, name, final.name)
             return final
         log.info("%s %s: running", counter, name)
-        start = time.perf_counter()
-        with atomic_directory(final) as tmp:
-            figures = fn(tmp) or {}
-            seconds = time.perf_counter() - start
-            record = {"name": name, "inputs": inputs, "seconds": seconds, "figures": figures}
-            (tmp / "step.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        _, seconds = write_step(final, name, inputs, fn)
         log.info("%s %s: done in %.1f s", counter, name, seconds)
         return final
+
+    def count(self) -> str:
+        """Count one more step and return its progress counter (``[3/17]``)."""
+        self._steps_done += 1
+        return f"[{self._steps_done}/{self._steps_total}]" if self._steps_total else "[-]"
 
 
 def load_finished_run(
