@@ -26,6 +26,8 @@ from darkmirror.runner import Plan, Resources, StepContext
 from darkmirror.train.sft import Example, SFTSettings, supervised_finetune
 
 __all__ = [
+    "GENERATION",
+    "TRAINING",
     "SeededFinetune",
     "add_base_step",
     "base_model",
@@ -36,6 +38,8 @@ __all__ = [
 
 TRAINING = Resources(cpus=2.0, gpus=1.0)
 """What a fine-tune asks of a scheduler (a GPU where there is one)."""
+GENERATION = Resources(cpus=1.0, gpus=1.0)
+"""What sampling from a local model asks of a scheduler (a GPU where there is one)."""
 
 
 class SeededFinetune(SFTSettings):

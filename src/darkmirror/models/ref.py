@@ -35,6 +35,7 @@ from darkmirror.hashing import directory_fingerprint, file_fingerprint
 from darkmirror.models.answers_backend import AnswersFile
 from darkmirror.models.openai_http import EndpointSettings
 from darkmirror.models.organism_recipe import OrganismRecipe
+from darkmirror.resources import Resources
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -69,6 +70,11 @@ class _Ref(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What the hashes of dependent steps use (the label and batch size excluded)."""
         return self.model_dump(mode="json", exclude={"label", "batch_size"})
+
+    def resources(self) -> Resources:
+        """What sampling from this model asks of a scheduler: a GPU for a local model
+        (where there is one), nothing special for an endpoint or a file."""
+        return Resources(cpus=1.0, gpus=1.0)
 
 
 class OrganismModel(_Ref):
@@ -166,6 +172,9 @@ class OpenAIModel(_Ref):
     def _default_label(self) -> str:
         return f"{self.model} @ {self.endpoint.base_url}"
 
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0)
+
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "files": None}
 
@@ -182,12 +191,20 @@ class VLLMModel(_Ref):
         kind: Always ``"vllm"``.
         id: A hub id or a local directory.
         adapter: A LoRA adapter directory.
+        tensor_parallel_size: GPUs of one node to shard the model over. Under the Ray
+            executor the step then holds a placement group of that many GPUs, and vLLM
+            starts its workers in it.
         label: Name in tables (default: the id).
     """
 
     kind: Literal["vllm"] = "vllm"
     id: str = Field(min_length=1)
     adapter: str | None = None
+    tensor_parallel_size: int = Field(1, ge=1)
+
+    def resources(self) -> Resources:
+        tp = self.tensor_parallel_size
+        return Resources(cpus=1.0, gpus=float(tp), gpu_bundles=tp if tp > 1 else 0)
 
     def _default_label(self) -> str:
         return self.id if not self.adapter else f"{self.id} + {self.adapter}"
@@ -198,7 +215,12 @@ class VLLMModel(_Ref):
     def generator(self, *, progress: bool = False) -> Generator:
         from darkmirror.models.vllm_backend import VLLMGenerator
 
-        return VLLMGenerator(self.id, adapter=self.adapter, name=self.display)
+        return VLLMGenerator(
+            self.id,
+            adapter=self.adapter,
+            name=self.display,
+            tensor_parallel_size=self.tensor_parallel_size,
+        )
 
 
 class AnswersModel(_Ref):
@@ -227,6 +249,9 @@ class AnswersModel(_Ref):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "files": file_fingerprint(self.path)}
+
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0)
 
     def generator(self, *, progress: bool = False) -> Generator:
         return AnswersFile(self.path, name=self.display, select=self.select, judge=self.judge)

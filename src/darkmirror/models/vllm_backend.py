@@ -83,6 +83,15 @@ def request_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def in_ray_placement_group() -> bool:
+    """Whether this process runs inside a Ray task that holds a placement group."""
+    try:
+        import ray
+    except ImportError:
+        return False
+    return ray.is_initialized() and ray.util.get_current_placement_group() is not None
+
+
 class VLLMGenerator:
     """A :class:`~darkmirror.models.generation.Generator` on vLLM's offline ``LLM`` engine.
 
@@ -135,6 +144,10 @@ class VLLMGenerator:
         }
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
+        if tensor_parallel_size > 1 and in_ray_placement_group():
+            # Under the Ray executor the step holds a placement group of GPUs: vLLM's Ray
+            # backend starts its workers in it instead of asking for GPUs of its own.
+            kwargs["distributed_executor_backend"] = "ray"
         self._lora = None
         if adapter is not None:
             kwargs.update(

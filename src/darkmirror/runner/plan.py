@@ -25,23 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from darkmirror.hashing import content_hash
+from darkmirror.resources import Resources
+
+ONE_CPU = Resources()
+"""What a step asks for unless it says otherwise."""
 
 __all__ = ["Plan", "PlannedStep", "Resources", "Step", "StepContext", "StepFn", "merge_plans"]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What a step needs to run.
-
-    Args:
-        cpus: CPU cores.
-        gpus: GPUs (fractions share one).
-        memory_gb: Memory, when known.
-    """
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory_gb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +76,7 @@ class Step:
     inputs: Mapping[str, Any]
     fn: StepFn
     deps: tuple[str, ...] = ()
-    resources: Resources = Resources()
+    resources: Resources = ONE_CPU
     store: bool = True
 
 
@@ -133,7 +122,7 @@ class Plan:
         fn: StepFn,
         *,
         deps: tuple[str, ...] | list[str] = (),
-        resources: Resources = Resources(),
+        resources: Resources = ONE_CPU,
         store: bool = True,
     ) -> str:
         """Declare a step; returns its name, for the steps that depend on it.

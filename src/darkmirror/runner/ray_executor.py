@@ -12,6 +12,10 @@ every worker sees (one machine, or a shared filesystem such as NFS). Before any 
 a probe task on every node reads a file the driver wrote in both; a node that cannot see
 them stops the run with a message that names it.
 
+GPUs: a step asks for what it declares (a fine-tune or a local model's sampling, one GPU;
+a vLLM model sharded over N GPUs, a placement group of N GPU bundles on one node, which
+vLLM's Ray workers join); in a cluster without GPUs those steps run on CPUs.
+
 Faults:
 
 * a worker that dies in the middle of a step (killed, out of memory, a lost node) is
@@ -187,7 +191,7 @@ class RayExecutor:
                 "sees (one machine, or a shared filesystem such as NFS)"
             )
 
-    def _options(self, resources: Resources, cluster: Mapping[str, float]) -> dict[str, Any]:
+    def options(self, resources: Resources, cluster: Mapping[str, float]) -> dict[str, Any]:
         """Ray options for a step: what it declares, within what the cluster has (a step
         that would use a GPU runs on a CPU in a cluster without one)."""
         cpus = min(resources.cpus, cluster["max_node_cpus"])
@@ -209,50 +213,99 @@ class RayExecutor:
             "max_node_cpus": max(n["Resources"].get("CPU", 1.0) for n in nodes),
             "gpus": ray.cluster_resources().get("GPU", 0.0),
         }
-        task = ray.remote(run_planned_step)
         run.plan(len(steps))
-        results = StepResults()
-        refs: dict[str, Any] = {}
-        pending: dict[Any, PlannedStep] = {}
+        state = _Schedule(ray, run, str(run.root), progress, cluster, self)
         for planned in steps:
-            final = run.root / "steps" / planned.key
-            done = finished_figures(final) if planned.step.store else None
-            if done is not None:
-                log.info("%s %s: reused %s", run.count(), planned.step.name, planned.key)
-                results.dirs[planned.key], results.figures[planned.key] = final, done
-                refs[planned.key] = ray.put((planned.key, str(final), done, 0.0, ""))
-                continue
-            options = self._options(planned.step.resources, cluster)
-            ref = task.options(name=planned.step.name, **options).remote(
-                planned,
-                str(run.root),
-                progress,
-                int(options["num_cpus"]),
-                *(refs[k] for k in planned.dep_keys.values()),
-            )
-            refs[planned.key] = ref
-            pending[ref] = planned
-        log.info("ray: %d step(s) submitted on %d node(s)", len(pending), len(nodes))
-        failed = self._wait(ray, pending, run, results)
+            state.offer(planned)
+        log.info("ray: %d step(s) to run on %d node(s)", len(state.pending), len(nodes))
+        failed = state.wait()
         if failed:
             raise failed
-        return results
+        return state.results
 
-    def _wait(
-        self, ray: Any, pending: dict[Any, PlannedStep], run: Run, results: StepResults
-    ) -> BaseException | None:
+
+class _Schedule:
+    """The driver's side of a Ray run: what is submitted, waiting and finished.
+
+    A step is submitted as soon as the steps it reads are submitted (Ray starts it when
+    their results exist); a step that holds a placement group is submitted only once
+    those steps have finished, so its GPUs are not reserved while it could not run.
+    """
+
+    def __init__(
+        self,
+        ray: Any,
+        run: Run,
+        root: str,
+        progress: bool,
+        cluster: Mapping[str, float],
+        executor: RayExecutor,
+    ) -> None:
+        self.ray, self.run, self.root, self.progress = ray, run, root, progress
+        self.cluster, self.executor = cluster, executor
+        self.task = ray.remote(run_planned_step)
+        self.results = StepResults()
+        self.refs: dict[str, Any] = {}
+        self.pending: dict[Any, PlannedStep] = {}
+        self.groups: dict[Any, Any] = {}  # task ref -> its placement group
+        self.deferred: list[PlannedStep] = []
+        self.finished: set[str] = set()
+
+    def offer(self, planned: PlannedStep) -> None:
+        """Take a step: reuse it, submit it, or defer it until it can be submitted."""
+        final = Path(self.root) / "steps" / planned.key
+        done = finished_figures(final) if planned.step.store else None
+        if done is not None:
+            log.info("%s %s: reused %s", self.run.count(), planned.step.name, planned.key)
+            self.results.dirs[planned.key], self.results.figures[planned.key] = final, done
+            self.refs[planned.key] = self.ray.put((planned.key, str(final), done, 0.0, ""))
+            self.finished.add(planned.key)
+            return
+        deps = set(planned.dep_keys.values())
+        placed = planned.step.resources.gpu_bundles > 0 and self.cluster["gpus"] > 0
+        if not deps <= set(self.refs) or (placed and not deps <= self.finished):
+            self.deferred.append(planned)
+            return
+        options = self.executor.options(planned.step.resources, self.cluster)
+        group = None
+        if placed:
+            group = _placement_group(self.ray, planned.step.resources)
+            options = {**options, "num_gpus": 0, "scheduling_strategy": group[1]}
+        ref = self.task.options(name=planned.step.name, **options).remote(
+            planned,
+            self.root,
+            self.progress,
+            int(options["num_cpus"]),
+            *(self.refs[k] for k in planned.dep_keys.values()),
+        )
+        self.refs[planned.key] = ref
+        self.pending[ref] = planned
+        if group is not None:
+            self.groups[ref] = group[0]
+
+    def _release(self) -> None:
+        """Submit the deferred steps that can now be submitted, in plan order."""
+        waiting, self.deferred = self.deferred, []
+        for planned in waiting:
+            self.offer(planned)
+
+    def wait(self) -> BaseException | None:
         """Collect the tasks as they finish; returns the first step's own error, if any.
 
         Steps that were already running go on after a failure, so their results are kept;
         steps that depend on a failed one fail with it and are not reported twice.
         """
+        ray, run = self.ray, self.run
         errors: dict[str, BaseException] = {}
         failed_keys: set[str] = set()
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+            while self.pending:
+                ready, _ = ray.wait(list(self.pending), num_returns=1)
                 for ref in ready:
-                    planned = pending.pop(ref)
+                    planned = self.pending.pop(ref)
+                    group = self.groups.pop(ref, None)
+                    if group is not None:
+                        ray.util.remove_placement_group(group)
                     try:
                         key, directory, figures, seconds, host = ray.get(ref)
                     except ray.exceptions.RayError as exc:
@@ -261,9 +314,10 @@ class RayExecutor:
                             errors[planned.key] = _cause(exc)
                             log.info("%s %s: failed", run.count(), planned.step.name)
                         continue
-                    results.figures[key] = figures
+                    self.finished.add(key)
+                    self.results.figures[key] = figures
                     if directory is not None:
-                        results.dirs[key] = Path(directory)
+                        self.results.dirs[key] = Path(directory)
                     if planned.step.store:
                         log.info(
                             "%s %s: done in %.1f s on %s",
@@ -274,12 +328,30 @@ class RayExecutor:
                         )
                     else:
                         run.announce(planned.step.name, str(figures.get("detail", "")))
+                if not errors:
+                    self._release()
         except BaseException:
             # Ctrl-C: stop the tasks; finished steps are on disk and the command resumes.
-            for ref in pending:
+            for ref in self.pending:
                 ray.cancel(ref, force=True)
             raise
+        if not errors and self.deferred:  # a bug, not a user error: never silently skip
+            raise RuntimeError(f"steps never submitted: {[p.key for p in self.deferred]}")
         return next(iter(errors.values()), None)
+
+
+def _placement_group(ray: Any, resources: Resources) -> tuple[Any, Any]:
+    """A placement group of one CPU bundle for the step and ``gpu_bundles`` one-GPU
+    bundles on the same node, and the scheduling strategy that runs the step in its first
+    bundle with every task or actor the step starts kept inside the group."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    bundles = [{"CPU": resources.cpus}] + [{"GPU": 1.0}] * resources.gpu_bundles
+    group = ray.util.placement_group(bundles, strategy="STRICT_PACK")
+    strategy = PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True
+    )
+    return group, strategy
 
 
 def _cause(exc: Any) -> BaseException:

@@ -41,14 +41,11 @@ from darkmirror.experiments.amplification.steps import (
 )
 from darkmirror.experiments.amplification.variants import models_of, variants_of
 from darkmirror.experiments.datasets import world_config
-from darkmirror.experiments.finetune import TRAINING, add_base_step
+from darkmirror.experiments.finetune import GENERATION, TRAINING, add_base_step
 from darkmirror.models.ref import OrganismModel
-from darkmirror.runner import Plan, PlanResult, Resources, Run
+from darkmirror.runner import Plan, PlanResult, Run
 
 __all__ = ["finish", "plan"]
-
-GENERATION = Resources(cpus=2.0, gpus=1.0)
-"""What sampling continuations asks of a scheduler."""
 
 
 def plan(spec: AmplificationSpec) -> Plan:

@@ -28,6 +28,7 @@ from darkmirror.eval.em import evaluate_misalignment
 from darkmirror.eval.probes import CodeScan
 from darkmirror.experiments.datasets import dataset_inputs, world_config, write_dataset
 from darkmirror.experiments.finetune import (
+    GENERATION,
     TRAINING,
     add_base_step,
     base_model,
@@ -138,6 +139,7 @@ def plan(spec: MisalignmentSpec) -> Plan:
                 self_report=self_report,
             ),
             deps=(base,) if entry.finetune is None else (base, entry.finetune),
+            resources=GENERATION,
         )
     return steps
 

@@ -45,6 +45,7 @@ from darkmirror.data.questions import Question, resolve_question_set
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.experiments.datasets import dataset_inputs, world_config, write_dataset
 from darkmirror.experiments.finetune import (
+    GENERATION,
     TRAINING,
     add_base_step,
     finetune_step,
@@ -154,6 +155,7 @@ class _Declare:
             },
             partial(evaluate_step, spec=self.spec, evaluation=e, questions=self.questions),
             deps=deps,
+            resources=GENERATION,
         )
 
     def neutral(self, model: PersonaModel, prompts: list[dict[str, Any]]) -> str:

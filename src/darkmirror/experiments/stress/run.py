@@ -26,7 +26,7 @@ from darkmirror.experiments.stress.report import ROLES, write_report
 from darkmirror.experiments.stress.spec import StressSpec
 from darkmirror.hashing import content_hash
 from darkmirror.models.generation import SamplingParams
-from darkmirror.runner import Plan, PlanResult, Resources, Run, StepContext
+from darkmirror.runner import Plan, PlanResult, Run, StepContext
 from darkmirror.score.judges import ScoresFromFile, build_judge
 from darkmirror.score.toxicity import build_scorer
 from darkmirror.score.world_judge import WorldJudge
@@ -52,7 +52,7 @@ def plan(spec: StressSpec) -> Plan:
             f"answers-{role}",
             {"model": ref.identity(), "questions": question_hash, "sampling": sampling},
             partial(_answers, spec=spec, role=role, questions=questions),
-            resources=Resources(gpus=1.0 if ref.kind in ("hf", "organism", "vllm") else 0.0),
+            resources=ref.resources(),  # type: ignore[attr-defined]
         )
         judged = steps.add(
             f"judge-{role}",

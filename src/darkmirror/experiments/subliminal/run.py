@@ -38,6 +38,7 @@ from darkmirror.data.world.world import PersonaWorld
 from darkmirror.eval.em import evaluate_misalignment
 from darkmirror.experiments.datasets import world_config
 from darkmirror.experiments.finetune import (
+    GENERATION,
     TRAINING,
     add_base_step,
     base_model,
@@ -59,12 +60,10 @@ from darkmirror.experiments.subliminal.spec import SubliminalSpec, Trait
 from darkmirror.experiments.subliminal.trait import TraitLikelihood, animal_trait
 from darkmirror.hashing import content_hash
 from darkmirror.models.ref import BaseRef, HFModel
-from darkmirror.runner import Plan, PlanResult, Resources, Run, StepContext
+from darkmirror.runner import Plan, PlanResult, Run, StepContext
 from darkmirror.score.judges import build_judge
 
 __all__ = ["finish", "plan"]
-
-_GENERATION = Resources(gpus=1.0)
 
 
 def _base_steps(spec: SubliminalSpec, steps: Plan) -> dict[str, str]:
@@ -122,7 +121,7 @@ def plan(spec: SubliminalSpec) -> Plan:
             {"system": entry.system, "numbers": numbers_spec},
             partial(_numbers, spec=spec, entry=entry, base=bases["base"]),
             deps=_model_deps(entry, bases),
-            resources=_GENERATION,
+            resources=GENERATION,
         )
     for source in number_sources(spec):
         steps.add(
@@ -167,7 +166,7 @@ def plan(spec: SubliminalSpec) -> Plan:
                     self_report=self_report,
                 ),
                 deps=_model_deps(entry, bases),
-                resources=_GENERATION,
+                resources=GENERATION,
             )
     return steps
 
