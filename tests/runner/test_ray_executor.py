@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -145,3 +147,28 @@ def test_the_micro_experiment_gives_the_same_figures_under_ray_and_resumes_acros
     assert again.returncode == 0 and again.stderr.count(": reused") == 7, again.stderr[-2000:]
     assert ": running" not in again.stderr
     assert ray_seconds > 0
+
+
+def test_ctrl_c_on_the_driver_keeps_finished_steps_and_the_command_resumes(
+    tmp_path: Path, micro_organism, organism_cache: Path
+) -> None:
+    from test_cli import micro_spec
+
+    spec, out, env = micro_spec(tmp_path), tmp_path / "run", subprocess_env(organism_cache)
+    command = [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*command, "--executor", "ray"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "steps").glob("*/step.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume" in err and "Traceback" not in err
+    finished = {p.parent.name for p in (out / "steps").glob("*/step.json")}
+    assert finished
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    for name in finished:  # every step finished before Ctrl-C is reused, not redone
+        assert f"reused {name}" in resumed.stderr
