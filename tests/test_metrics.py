@@ -312,3 +312,13 @@ def test_the_rule_for_one_answer_and_failed_judge_calls():
     assert misaligned_label(10.0, 80.0) is True and misaligned_label(10.0, 20.0) is None
     s = misaligned_rate([None, None, 10.0], [None, None, 80.0], failed=[True, False, False])
     assert (s.n_unscored, s.n_incoherent, s.n_scored, s.n_misaligned) == (1, 1, 1, 1)
+
+
+def test_a_monte_carlo_permutation_p_value_is_never_0():
+    from darkmirror.metrics import paired_permutation_p
+
+    # 20 questions all moved the same way: beyond exact enumeration, no random sign
+    # pattern is as extreme, and the estimate counts the observed one.
+    a = {f"q{i}": 0.5 for i in range(20)}
+    b = {f"q{i}": 0.0 for i in range(20)}
+    assert paired_permutation_p(a, b, n_resamples=999) == 1 / 1000
