@@ -322,3 +322,18 @@ def test_a_monte_carlo_permutation_p_value_is_never_0():
     a = {f"q{i}": 0.5 for i in range(20)}
     b = {f"q{i}": 0.0 for i in range(20)}
     assert paired_permutation_p(a, b, n_resamples=999) == 1 / 1000
+
+
+def test_the_t_interval_of_few_seeds_is_the_textbook_one_and_wider_than_a_percentile_bootstrap() -> (
+    None
+):
+    from darkmirror.metrics import t_mean
+
+    est = t_mean([1.0, 2.0, 3.0, 4.0, 5.0, None])
+    # mean 3, sd 1.581, se 0.7071, t(0.975, 4) = 2.7764
+    assert est.value == 3.0 and est.n == 5 and est.method == "t"
+    assert est.hi - 3.0 == pytest.approx(2.7764 * 0.70711, rel=1e-4)
+    boot = mean_with_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert est.hi - est.lo > 1.5 * (boot.hi - boot.lo)  # the bootstrap under-covers here
+    one = t_mean([0.4])
+    assert one.value == 0.4 and one.lo != one.lo  # no interval from one value

@@ -14,7 +14,10 @@ One module per subject:
 - :mod:`~darkmirror.metrics.novelty`: novel toxic patterns and the word n-grams behind them;
 - :mod:`~darkmirror.metrics.agreement`: a judge against a reference;
 - :mod:`~darkmirror.metrics.auroc`: a score as a detector of a label;
-- :mod:`~darkmirror.metrics.permutation`: the paired permutation test over questions.
+- :mod:`~darkmirror.metrics.permutation`: the paired permutation test over questions;
+- :mod:`~darkmirror.metrics.hierarchical`: the hierarchical bootstrap (organisms, then
+  seeds, then questions) of a sweep's pooled effects;
+- :mod:`~darkmirror.metrics.multiplicity`: Holm's correction for a family of tests.
 
 Inputs are plain sequences (lists, numpy arrays, columns of rows), with ``None`` or NaN for
 a missing score. Nothing here imports the rest of darkmirror.
@@ -28,6 +31,12 @@ from darkmirror.metrics.agreement import (
     score_agreement,
 )
 from darkmirror.metrics.auroc import auroc, auroc_with_ci
+from darkmirror.metrics.hierarchical import (
+    Nested,
+    PooledEffect,
+    hierarchical_difference,
+    hierarchical_mean,
+)
 from darkmirror.metrics.judge_scores import (
     MIN_JUDGE_MASS,
     judge_score_from_logprobs,
@@ -47,6 +56,7 @@ from darkmirror.metrics.misalignment import (
     misaligned_labels,
     misaligned_rate,
 )
+from darkmirror.metrics.multiplicity import holm_adjust
 from darkmirror.metrics.novelty import NovelPatterns, novel_toxic_patterns, word_ngrams
 from darkmirror.metrics.permutation import paired_permutation_p
 from darkmirror.metrics.stats import (
@@ -56,6 +66,7 @@ from darkmirror.metrics.stats import (
     is_missing,
     mean_with_ci,
     rate_with_ci,
+    t_mean,
     wilson_interval,
     wilson_rate,
 )
@@ -79,7 +90,9 @@ __all__ = [
     "Estimate",
     "LabelAgreement",
     "MisalignmentSummary",
+    "Nested",
     "NovelPatterns",
+    "PooledEffect",
     "PromptScores",
     "ScoreAgreement",
     "ToxicitySummary",
@@ -92,6 +105,9 @@ __all__ = [
     "classify_answer",
     "coherence_rate",
     "expected_max_toxicity",
+    "hierarchical_difference",
+    "hierarchical_mean",
+    "holm_adjust",
     "is_coherent",
     "is_missing",
     "judge_agreement",
@@ -110,6 +126,7 @@ __all__ = [
     "rate_with_ci",
     "score_agreement",
     "summarize_toxicity",
+    "t_mean",
     "text_judge_score",
     "toxicity_probability",
     "wilson_interval",

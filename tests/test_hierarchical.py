@@ -1,0 +1,106 @@
+"""The hierarchical bootstrap: organisms, then seeds, then questions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from darkmirror.metrics import (
+    Nested,
+    bootstrap_difference,
+    hierarchical_difference,
+    hierarchical_mean,
+)
+
+
+def _data(
+    unit_rates: list[float], *, seeds: int = 2, questions: int = 20, answers: int = 5, seed: int = 0
+) -> Nested:
+    rng = np.random.default_rng(seed)
+    values, units, seeds_, clusters = [], [], [], []
+    for u, rate in enumerate(unit_rates):
+        for s in range(seeds):
+            for q in range(questions):
+                for _ in range(answers):
+                    values.append(float(rng.random() < rate))
+                    units.append(f"org{u}")
+                    seeds_.append(s)
+                    clusters.append(q)
+    return Nested(values, units, seeds_, clusters)
+
+
+def test_the_estimate_weighs_units_equally_and_drops_missing_values() -> None:
+    data = Nested(
+        [1.0, 1.0, 1.0, 0.0, None, float("nan")],
+        ["a", "a", "a", "b", "b", "b"],
+        [0, 0, 0, 0, 0, 0],
+        ["q1", "q2", "q3", "q1", "q2", "q3"],
+    )
+    est = hierarchical_mean(data)
+    assert est.value == pytest.approx(0.5)  # (1 + 0) / 2, not 3 / 4
+    assert est.n == 4 and est.n_clusters == 2 and est.method == "hierarchical_bootstrap"
+
+
+def test_the_interval_covers_organism_to_organism_spread() -> None:
+    # Organisms that differ (0.1 vs 0.5) make the pooled rate uncertain however many
+    # answers each gives; a bootstrap over answers alone would be far too sure.
+    data = _data([0.1, 0.5, 0.1, 0.5], answers=20)
+    est = hierarchical_mean(data)
+    naive = bootstrap_difference(list(data.values), [0.0] * 10)
+    assert est.lo < 0.25 < est.hi
+    assert est.hi - est.lo > 2 * (naive.hi - naive.lo)
+    alike = hierarchical_mean(_data([0.3, 0.3, 0.3, 0.3], answers=20))
+    assert alike.hi - alike.lo < est.hi - est.lo
+
+
+def test_a_difference_pairs_arms_within_units_and_counts_the_units_that_show_it() -> None:
+    consistent = hierarchical_difference(_data([0.4, 0.5, 0.45], seed=1), _data([0.05, 0.1, 0.1]))
+    assert consistent.estimate.lo > 0 and consistent.significant == 3
+    a = _data([0.4, 0.5, 0.35], seed=1)
+    b = _data([0.05, 0.1, 0.35], seed=2)
+    effect = hierarchical_difference(a, b)
+    # One organism in three without the effect: the pooled interval reaches down near
+    # zero, as it should (an organism like it is a third of the population).
+    assert effect.estimate.value > 0 and effect.estimate.lo < 0.05
+    assert effect.n_units == 3 and effect.estimate.n_clusters == 3
+    assert set(effect.per_unit) == {"org0", "org1", "org2"}
+    assert effect.per_unit["org0"].lo > 0 and effect.per_unit["org1"].lo > 0
+    assert effect.per_unit["org2"].lo < 0 < effect.per_unit["org2"].hi  # no effect there
+    assert effect.significant == 2
+    assert 2 <= effect.agree <= 3
+    same = hierarchical_difference(a, b)
+    assert same == effect  # deterministic for a seed
+
+
+def test_units_missing_an_arm_are_left_out_and_no_common_unit_is_empty() -> None:
+    a = _data([0.4, 0.5])
+    b = Nested(
+        [v for v, u in zip(a.values, a.units, strict=True) if u == "org1"],
+        ["org1"] * 200,
+        [0] * 200,
+        list(range(200)),
+    )
+    effect = hierarchical_difference(a, b)
+    assert effect.n_units == 1 and list(effect.per_unit) == ["org1"]
+    nothing = hierarchical_difference(a, Nested([1.0], ["elsewhere"], [0], [0]))
+    assert math.isnan(nothing.estimate.value) and nothing.n_units == 0
+
+
+def test_mismatched_labels_are_an_error() -> None:
+    with pytest.raises(ValueError, match="units has 1 labels for 2 values"):
+        Nested([1.0, 0.0], ["a"], [0, 0], [0, 1])
+
+
+def test_holm_adjusts_the_textbook_example_and_leaves_untested_hypotheses_out() -> None:
+    from darkmirror.metrics import holm_adjust
+
+    # Holm (1979) / Wikipedia's worked example: p = 0.01, 0.04, 0.03, 0.005 for m = 4.
+    adjusted = holm_adjust({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005, "e": None})
+    assert adjusted["d"] == pytest.approx(0.02)  # 4 x 0.005
+    assert adjusted["a"] == pytest.approx(0.03)  # 3 x 0.01
+    assert adjusted["c"] == pytest.approx(0.06)  # 2 x 0.03
+    assert adjusted["b"] == pytest.approx(0.06)  # max(1 x 0.04, 0.06): never below an earlier one
+    assert adjusted["e"] is None
+    assert holm_adjust({"x": 0.6, "y": 0.7}) == {"x": 1.0, "y": 1.0}
