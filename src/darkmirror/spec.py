@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +21,7 @@ from darkmirror.config_io import load_toml_model, read_text
 from darkmirror.errors import InputError
 from darkmirror.experiments import EXPERIMENTS
 from darkmirror.runner import ExecutorSpec
+from darkmirror.sweep.grid import SweepSpec
 
 __all__ = ["DEFAULT_SPEC", "RunFile", "builtin_config", "load_run_file", "load_spec"]
 
@@ -41,12 +41,12 @@ class RunFile:
     Args:
         spec: The experiment's spec (what ``spec.json`` records; it determines the results).
         executor: The ``[executor]`` table: where the steps run (it changes no result).
-        sweep: The ``[sweep]`` table, as written (``darkmirror sweep`` reads it), or None.
+        sweep: The ``[sweep]`` table (``darkmirror sweep`` reads it), or None.
     """
 
     spec: BaseModel
     executor: ExecutorSpec
-    sweep: dict[str, Any] | None
+    sweep: SweepSpec | None
 
 
 def load_run_file(path: str | Path | None, overrides: Sequence[str] = ()) -> RunFile:
@@ -64,7 +64,7 @@ def load_run_file(path: str | Path | None, overrides: Sequence[str] = ()) -> Run
         model_config = ConfigDict(extra="forbid", frozen=True)
 
         executor: ExecutorSpec = ExecutorSpec()
-        sweep: dict[str, Any] | None = None
+        sweep: SweepSpec | None = None
 
     loaded = load_toml_model(path, _File, overrides)
     data = loaded.model_dump(mode="json", exclude={"executor", "sweep"})

@@ -172,3 +172,21 @@ def test_ctrl_c_on_the_driver_keeps_finished_steps_and_the_command_resumes(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     for name in finished:  # every step finished before Ctrl-C is reused, not redone
         assert f"reused {name}" in resumed.stderr
+
+
+def test_a_sweep_runs_on_ray_and_resumes_locally_with_nothing_to_redo(
+    tmp_path: Path, micro_organism, organism_cache: Path
+) -> None:
+    from test_cli import micro_spec
+
+    spec, out, env = micro_spec(tmp_path), tmp_path / "sweep", subprocess_env(organism_cache)
+    grid = ("--over", "base.organism.seed=0,1", "--out", str(out))
+    on_ray = darkmirror_cli("sweep", str(spec), *grid, "--executor", "ray", env=env)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    assert "(2 shared between cells)" in on_ray.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"]["shared"] == 2 and summary["pooled"]["all cells"]["effects"]
+    local = darkmirror_cli("sweep", str(spec), *grid, env=env)
+    assert local.returncode == 0 and ": running" not in local.stderr, local.stderr[-2000:]
+    assert local.stderr.count(": reused") == 12  # every stored step of both cells
+    assert json.loads((out / "summary.json").read_text()) == summary

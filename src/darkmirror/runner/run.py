@@ -85,9 +85,10 @@ class Run:
     Args:
         root: The directory; created if missing, reused (resumed) if present.
         spec: The resolved spec, written to ``spec.json``.
+        spec_file: Where the spec goes (a sweep's directory records ``sweep.json``).
     """
 
-    def __init__(self, root: Path, spec: BaseModel) -> None:
+    def __init__(self, root: Path, spec: BaseModel, *, spec_file: str = "spec.json") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         # One process per run directory: two would race on the same steps.
@@ -102,7 +103,7 @@ class Run:
         # Holding the lock, any temporary step directory is a leftover of a killed run.
         for stale in (root / "steps").glob(".*.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        self.write_json("spec.json", spec.model_dump(mode="json"))
+        self.write_json(spec_file, spec.model_dump(mode="json"))
         self.write_json("environment.json", environment())
         self._steps_total = 0
         self._steps_done = 0

@@ -1,0 +1,65 @@
+"""The ``darkmirror`` command group, its logging and its error handling.
+
+Errors a user can fix (bad spec, bad dataset line, unreachable model) print one line and
+exit with status 2; Ctrl-C exits with 130 and leaves every finished step in place, so the
+same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from darkmirror.errors import EXIT_USER_ERROR, DarkmirrorError
+
+log = logging.getLogger("darkmirror")
+
+__all__ = ["executor_overrides", "main", "setup_logging"]
+
+
+def setup_logging(quiet: bool) -> None:
+    # Progress lines from darkmirror only: other libraries' INFO chatter (a GPU machine's
+    # "JAX version ... available", say) would bury them, and break the one-line errors.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("darkmirror").setLevel(logging.WARNING if quiet else logging.INFO)
+    # transformers and TRL log configuration chatter at warning level on every load.
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except DarkmirrorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: finished steps are kept; run the same command again to resume",
+                err=True,
+            )
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="darkmirror")
+def main() -> None:
+    """Measure how training data corrupts language models beyond what the data shows."""
+
+
+def executor_overrides(executor: str | None, address: str | None) -> list[str]:
+    """``--executor``/``--address`` as overrides of the spec file's ``[executor]`` table."""
+    out = [f"executor.kind={json.dumps(executor)}"] if executor else []
+    if address:
+        out.append(f"executor.address={json.dumps(address)}")
+    return out

@@ -1,0 +1,113 @@
+"""Running a sweep: every cell's plan merged into one, so shared steps run once.
+
+Layout of a sweep directory::
+
+    sweep.json         the grid, each cell's overrides, and how many steps were shared
+    environment.json   as in a run directory
+    steps/<key>/       every step of every cell, once (a step two cells declare alike,
+                       such as a dataset of the same world, has one key and one directory)
+    cells/<id>/        each cell's run directory (spec.json, rows.jsonl, summary.json,
+                       report.md): ``darkmirror report cells/<id>`` rebuilds it
+    summary.json       the pooled figures; report.md their tables
+
+A sweep resumes like a run: its finished steps are reused whichever executor wrote them,
+and a grid grown by a value reuses every step of the cells it had.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from darkmirror.errors import InputError
+from darkmirror.experiments import EXPERIMENTS
+from darkmirror.runner import Executor, LocalExecutor, Run, merge_plans
+from darkmirror.spec import DEFAULT_SPEC, builtin_config, load_run_file
+from darkmirror.sweep.grid import Cell, SweepSpec, axis_from_option, cells_of
+from darkmirror.sweep.record import SWEEP_FILE, CellRecord, SweepRecord
+from darkmirror.sweep.report import write_sweep_report
+
+log = logging.getLogger(__name__)
+
+__all__ = ["load_sweep", "run_sweep"]
+
+
+def load_sweep(
+    path: Path | None, overrides: Sequence[str] = (), over: Sequence[str] = ()
+) -> tuple[SweepSpec, list[Cell], dict[str, BaseModel], Any]:
+    """The grid (``--over`` options, else the file's ``[sweep]`` table), its cells, each
+    cell's validated spec, and the file's executor.
+
+    Raises:
+        InputError: Nothing to sweep, a bad axis, or a cell whose spec does not validate
+            (the error names the cell's overrides).
+    """
+    loaded = load_run_file(path, overrides)
+    if over:
+        sweep = SweepSpec(over=[axis_from_option(o) for o in over])
+    elif loaded.sweep is not None:
+        sweep = loaded.sweep
+    else:
+        raise InputError(
+            "nothing to sweep: give --over KEY=V1,V2,... or a [sweep] table in the spec",
+            path=path,
+        )
+    if any(k == "experiment" or k == "name" for a in sweep.over for k in a.keys):
+        raise InputError("a sweep cannot vary 'experiment' or 'name': sweep one experiment")
+    cells = cells_of(sweep)
+    specs = {c.id: load_run_file(path, [*overrides, *c.overrides]).spec for c in cells}
+    return sweep, cells, specs, loaded.executor
+
+
+def run_sweep(
+    path: Path | None,
+    out: Path,
+    *,
+    overrides: Sequence[str] = (),
+    over: Sequence[str] = (),
+    executor: Executor | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run every cell of a sweep as one plan into ``out``; returns the pooled ``report.md``.
+
+    Args:
+        path: The spec file (default: the default experiment's).
+        out: The sweep directory (an existing one is resumed).
+        overrides: ``--set`` overrides for every cell.
+        over: ``--over`` axes; they replace the file's ``[sweep]`` table.
+        executor: Where the steps run (default: in this process).
+        progress: Show progress bars.
+    """
+    sweep, cells, specs, _ = load_sweep(path, overrides, over)
+    first = specs[cells[0].id]
+    experiment = EXPERIMENTS[first.experiment]  # type: ignore[attr-defined]
+    plans = {c.id: experiment.plan(specs[c.id]) for c in cells}
+    steps = merge_plans(list(plans.values()))
+    declared = sum(len(p) for p in plans.values())
+    log.info(
+        "%d cells declare %d steps; %d distinct (%d shared between cells)",
+        len(cells),
+        declared,
+        len(steps),
+        declared - len(steps),
+    )
+    record = SweepRecord(
+        experiment=experiment.name,
+        name=first.name,  # type: ignore[attr-defined]
+        spec_file=str(path or builtin_config(DEFAULT_SPEC)),
+        overrides=list(overrides),
+        sweep=sweep,
+        cells=[CellRecord.of(c) for c in cells],
+        steps_declared=declared,
+        steps_unique=len(steps),
+    )
+    with Run(out, record, spec_file=SWEEP_FILE) as run:
+        results = (executor or LocalExecutor()).execute(steps, run, progress=progress)
+        for cell in cells:
+            with Run(out / "cells" / cell.id, specs[cell.id]) as cell_run:
+                experiment.finish(specs[cell.id], cell_run, results.view(plans[cell.id]))
+    return write_sweep_report(out)
