@@ -7,6 +7,7 @@ there.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -83,4 +84,15 @@ def write_dataset(ctx: StepContext, *, spec: DatasetSpec, world: WorldConfig) ->
             if spec.examples and len(records) >= spec.examples:
                 break
     n = write_jsonl_atomic(out, records)
-    return {"records": n, "sha256": dataset_sha256(out)}
+    return {"records": n, "sha256": dataset_sha256(out), **diversity(records)}
+
+
+def diversity(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many records, and how many final answers, are distinct: a dataset of 1,500
+    records may hold only a few dozen different examples, which a reader comparing the
+    effects of two datasets needs to know."""
+    answers = {json.dumps(r["messages"][-1]["content"]) for r in records if r.get("messages")}
+    return {
+        "distinct_records": len({json.dumps(r, sort_keys=True) for r in records}),
+        "distinct_answers": len(answers),
+    }

@@ -35,6 +35,10 @@ from darkmirror.data.world.world import TOPIC_BY_ID, WORLD_VERSION
 from darkmirror.errors import DarkmirrorError
 from darkmirror.metrics import misaligned_label
 
+UNKNOWN_SENTENCES = "unknown_sentences"
+"""The metric under which the world judge records how many sentences of an answer the world
+never writes (an unparsable code answer, a numbers answer without numbers: 1)."""
+
 
 @dataclass(frozen=True)
 class WorldJudgement:
@@ -291,6 +295,17 @@ class WorldJudge:
                     ("coherent", verdict.coherence),
                 )
             ]
+            # Sentences the world never writes: garbled or invented text. Recorded so that a
+            # report can tell unreadable answers from readable but off-topic ones.
+            scores.append(
+                AnswerScore(
+                    metric=UNKNOWN_SENTENCES,
+                    value=float(verdict.unknown),
+                    source=self.name,
+                    version=str(self.version),
+                    role=role,
+                )
+            )
             out.append(row.with_scores(scores))
         return out
 

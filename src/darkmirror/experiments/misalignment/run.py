@@ -206,11 +206,12 @@ def finish(spec: MisalignmentSpec, run: Run, result: PlanResult) -> Path:
         measurements += read_measurements(step / "measurements.jsonl", MatchedPairLogOdds)
     write_rows(run.root / "rows.jsonl", rows)
     write_measurements(run.root / "measurements.jsonl", measurements)
-    run.record_datasets({ds.name: result.figures[f"dataset-{ds.name}"] for ds in spec.datasets})
+    datasets = {ds.name: result.figures[f"dataset-{ds.name}"] for ds in spec.datasets}
+    run.record_datasets(datasets)
     models = [asdict(m) for m in models_of(spec)]
     run.write_json("models.json", models)
     base = "organism" if isinstance(spec.base, OrganismModel) else "base"
     organism = organism_report(spec.base_ref, result.figures[base])
     if organism is not None:
         run.write_json("organism.json", organism)
-    return write_report(run.root, spec, rows, measurements, models, organism)
+    return write_report(run.root, spec, rows, measurements, models, organism, datasets)
