@@ -4,8 +4,8 @@ Every figure is computed from the networks' :class:`~.cell.NetworkAccuracy` meas
 (``measurements.jsonl``) and the spec, so ``darkmirror report RUN`` rebuilds the report from
 the run's files alone.
 
-Every accuracy is the mean over seeds with a 95% percentile bootstrap over seeds; the
-same-minus-cross difference is paired by seed (both students of a seed distil the same
+Every accuracy is the mean over seeds with a 95% Student's t interval over seeds (a
+percentile bootstrap over 5 seeds under-covers); the same-minus-cross difference is paired by seed (both students of a seed distil the same
 teacher on the same noise). ``summary.json`` also pools each network's test predictions
 over seeds with a Wilson interval, which ignores seed-to-seed variation.
 """
@@ -21,7 +21,7 @@ from darkmirror.data.measurements import read_measurements
 from darkmirror.experiments.subliminal_mlp.cell import MODEL_KINDS, NetworkAccuracy
 from darkmirror.experiments.subliminal_mlp.spec import SubliminalMLPSpec
 from darkmirror.experiments.subliminal_mlp.training import N_CLASSES
-from darkmirror.metrics import mean_with_ci, wilson_rate
+from darkmirror.metrics import t_mean, wilson_rate
 from darkmirror.report.format import fmt_estimate, markdown_table, write_text_atomic
 from darkmirror.report.plots import save_figure
 from darkmirror.runner import load_finished_run
@@ -54,7 +54,7 @@ def _by_seed(rows: Sequence[NetworkAccuracy], m: int, kind: str) -> dict[int, Ne
 def _network_summary(cell: Cell) -> dict[str, Any]:
     seeds = sorted(cell)
     summary: dict[str, Any] = {
-        "accuracy": mean_with_ci([cell[s].accuracy for s in seeds]).as_dict(),
+        "accuracy": t_mean([cell[s].accuracy for s in seeds]).as_dict(),
         "pooled": wilson_rate(
             sum(cell[s].correct for s in seeds), sum(cell[s].n_test for s in seeds)
         ).as_dict(),
@@ -63,7 +63,7 @@ def _network_summary(cell: Cell) -> dict[str, Any]:
     # Only the students are measured on held-out noise.
     for key in ("heldout_loss_before", "heldout_loss_after"):
         if seeds and getattr(cell[seeds[0]], key) is not None:
-            summary[key] = mean_with_ci([getattr(cell[s], key) for s in seeds]).as_dict()
+            summary[key] = t_mean([getattr(cell[s], key) for s in seeds]).as_dict()
     return summary
 
 
@@ -75,7 +75,7 @@ def summarise(rows: Sequence[NetworkAccuracy], m_values: Sequence[int]) -> dict[
         entry = {kind: _network_summary(cell) for kind, cell in cells.items()}
         same, cross = cells["student_same_init"], cells["student_cross_init"]
         paired = sorted(set(same) & set(cross))
-        entry["same_minus_cross"] = mean_with_ci(
+        entry["same_minus_cross"] = t_mean(
             [same[s].accuracy - cross[s].accuracy for s in paired]
         ).as_dict()
         per_m[str(m)] = entry
@@ -229,8 +229,7 @@ def write_report(
         "",
         "## Test accuracy by number of auxiliary logits",
         "",
-        "Mean over seeds [95% bootstrap interval over seeds; with few seeds it is narrower than a "
-        "t-interval, so read it with the per-seed values below]. The difference is paired by seed. "
+        "Mean over seeds [95% Student's t interval over seeds]. The difference is paired by seed. "
         f"Chance is {CHANCE:.2f}.",
         "",
         _accuracy_table(summary),
