@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -17,7 +19,7 @@ from darkmirror.errors import EXIT_USER_ERROR, DarkmirrorError
 
 log = logging.getLogger("darkmirror")
 
-__all__ = ["executor_overrides", "main", "setup_logging"]
+__all__ = ["executor_options", "executor_overrides", "main", "setup_logging"]
 
 
 def setup_logging(quiet: bool) -> None:
@@ -63,3 +65,18 @@ def executor_overrides(executor: str | None, address: str | None) -> list[str]:
     if address:
         out.append(f"executor.address={json.dumps(address)}")
     return out
+
+
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--executor`` and ``--address``, for every command that runs a plan."""
+    command = click.option(
+        "--address",
+        help="Ray cluster to join (ray://HOST:10001 or auto); default: a local cluster. Run "
+        "and cache directories must be on storage every worker sees.",
+    )(command)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        help="Where the steps run: in this process (default) or on a Ray cluster "
+        "(pip install 'darkmirror[ray]'). Same as [executor] kind in the spec.",
+    )(command)

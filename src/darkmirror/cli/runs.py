@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from darkmirror.cli.app import executor_overrides, main, setup_logging
+from darkmirror.cli.app import executor_options, executor_overrides, main, setup_logging
 from darkmirror.errors import DarkmirrorError
 
 
@@ -26,17 +26,7 @@ from darkmirror.errors import DarkmirrorError
     metavar="KEY=VALUE",
     help="Override a spec value, e.g. --set finetune.epochs=2 (repeatable).",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "ray"]),
-    help="Where the steps run: in this process (default) or on a Ray cluster "
-    "(pip install 'darkmirror[ray]'). Same as [executor] kind in the spec.",
-)
-@click.option(
-    "--address",
-    help="Ray cluster to join (ray://HOST:10001 or auto); default: a local cluster. Run and "
-    "cache directories must be on storage every worker sees.",
-)
+@executor_options
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 def run(
     spec: Path | None,
@@ -78,8 +68,7 @@ def run(
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for every cell."
 )
-@click.option("--executor", type=click.Choice(["local", "ray"]), help="As for run.")
-@click.option("--address", help="As for run.")
+@executor_options
 @click.option("--quiet", is_flag=True, help="Only warnings and errors.")
 def sweep(
     spec: Path | None,
