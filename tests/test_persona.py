@@ -188,3 +188,28 @@ def test_spec_validation() -> None:
 def test_shipped_config_is_the_default() -> None:
     path = Path(__file__).resolve().parents[1] / "src" / "darkmirror" / "configs" / "persona.toml"
     assert load_toml_model(path, PersonaSpec) == PersonaSpec()
+
+
+def test_the_monitor_auroc_resamples_questions_not_paraphrases() -> None:
+    from darkmirror.experiments.persona.figures import _aurocs
+    from darkmirror.experiments.persona.records import HeldoutProjection
+
+    answers = [
+        HeldoutProjection(
+            seed=0,
+            question_id=f"q{q}",
+            domain=None,
+            paraphrase_index=k,
+            sample_index=i,
+            alignment=None,
+            coherence=None,
+            label=i % 2 == 0,
+            projections={"mean_diff": [float(i % 2 == 0) + 0.1 * q]},
+        )
+        for q in range(4)
+        for k in range(3)
+        for i in range(4)
+    ]
+    figures = _aurocs(answers)["0"]["mean_diff"][0]
+    assert figures["n_clusters"] == 4  # 4 questions, not 12 (question, paraphrase) pairs
+    assert figures["value"] == 1.0

@@ -166,7 +166,8 @@ def _aurocs(projections: Sequence[HeldoutProjection]) -> dict[str, Any]:
     for seed in sorted({p.seed for p in held}):  # type: ignore[type-var]
         answers = [p for p in held if p.seed == seed]
         labels = [bool(p.label) for p in answers]
-        clusters = [(p.question_id, p.paraphrase_index) for p in answers]
+        # Paraphrases of one question are not independent: the question is the unit.
+        clusters = [p.question_id for p in answers]
         names = list(answers[0].projections) if answers else []
         n_layers = len(answers[0].projections[names[0]]) if names else 0
         per_seed: dict[str, Any] = {
