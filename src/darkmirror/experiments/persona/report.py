@@ -76,7 +76,7 @@ def _monitoring_text(spec: PersonaSpec, summary: Mapping[str, Any]) -> list[str]
         "## Monitoring",
         "",
         "AUROC of the projection as a detector of misaligned answers, on the held-out questions' "
-        "answers of the misaligned model (cluster bootstrap over wordings; random: mean and "
+        "answers of the misaligned model (cluster bootstrap over questions; random: mean and "
         "range of the draws):",
         "",
         auroc_table(summary),
