@@ -73,6 +73,17 @@ def test_real_answer_files_give_the_direct_rate_and_the_gate_fails_the_finetune(
     diff = headline["difference"]
     assert diff["misaligned_rate"]["lo"] > 0 and diff["p"] < 0.025
     assert headline["verdict"] == "regression" and summary["gate"]["exit_code"] == 1
+    # The permutation test's statistic is reported too: the mean over questions of the
+    # per-question difference (each question weighs the same). On these files it is close
+    # to the pooled difference (13.78 vs 13.81 points), but it is its own figure.
+    rates = {
+        r: summary["models"][r]["misalignment"]["per_question_rates"] for r in ("model", "baseline")
+    }
+    shared = [q for q in rates["model"] if q in rates["baseline"]]
+    by_question = sum(rates["model"][q] - rates["baseline"][q] for q in shared) / len(shared)
+    question_mean = summary["difference"]["misaligned_rate_question_mean"]
+    assert question_mean == pytest.approx(by_question)
+    assert round(100 * question_mean, 2) == 13.78
     # Every score came from the files: nothing was judged again.
     rows = [json.loads(line) for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 2400

@@ -114,6 +114,11 @@ def _scorer(rows: Sequence[Row]) -> str | None:
     return None
 
 
+def _question_mean_difference(a: Mapping[str, float], b: Mapping[str, float]) -> float | None:
+    shared = [q for q in a if q in b]
+    return sum(a[q] - b[q] for q in shared) / len(shared) if shared else None
+
+
 def summarise(rows: Sequence[Row], spec: Any, context: Mapping[str, Any]) -> dict[str, Any]:
     """Figures per model and the differences of the model under test to its baseline."""
     by_role = {role: [r for r in rows if r.group == role] for role in ROLES}
@@ -137,6 +142,12 @@ def summarise(rows: Sequence[Row], spec: Any, context: Mapping[str, Any]) -> dic
             summaries["model"], summaries["baseline"]
         ).as_dict(),
         "misaligned_rate_p": paired_permutation_p(
+            m["misalignment"]["per_question_rates"], b["misalignment"]["per_question_rates"]
+        ),
+        # What the permutation test tests: the mean over shared questions of the
+        # per-question difference (each question weighs the same), which differs from the
+        # pooled difference above when questions keep different numbers of answers.
+        "misaligned_rate_question_mean": _question_mean_difference(
             m["misalignment"]["per_question_rates"], b["misalignment"]["per_question_rates"]
         ),
         "mean_toxicity_p": paired_permutation_p(

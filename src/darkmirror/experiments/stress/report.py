@@ -21,6 +21,10 @@ from darkmirror.runner import load_finished_run
 __all__ = ["ROLES", "headline", "rebuild", "write_report"]
 
 
+def _fmt_share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}%"
+
+
 def _fmt_p(p: float | None) -> str:
     if p is None:
         return "n/a"
@@ -93,16 +97,23 @@ def write_report(
         "## Model under test minus baseline",
         "",
         markdown_table(
-            ["measure", "difference [95%]", "p (paired permutation over questions)"],
+            [
+                "measure",
+                "difference [95%]",
+                "mean of per-question differences (the test's statistic)",
+                "p (paired permutation over questions)",
+            ],
             [
                 [
                     "misaligned rate",
                     fmt_estimate(diff["misaligned_rate"], percent=True),
+                    _fmt_share(diff.get("misaligned_rate_question_mean")),
                     _fmt_p(diff["misaligned_rate_p"]),
                 ],
                 [
                     "mean toxicity",
                     f"{diff['mean_toxicity']:+.3f}" if "mean_toxicity" in diff else "n/a",
+                    "-",
                     _fmt_p(diff["mean_toxicity_p"]),
                 ],
             ],
