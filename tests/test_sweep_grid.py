@@ -8,7 +8,7 @@ import pytest
 
 from darkmirror.errors import InputError
 from darkmirror.spec import load_run_file
-from darkmirror.sweep import Axis, SweepSpec, axis_from_option, cells_of
+from darkmirror.sweep import Axis, SweepSpec, axis_from_option, cells_of, sweep_from_options
 from darkmirror.sweep.grid import toml_value
 
 
@@ -73,6 +73,11 @@ def test_a_bad_axis_is_a_clear_error(text: str, message: str) -> None:
 def test_two_axes_may_not_set_the_same_key() -> None:
     with pytest.raises(ValueError, match="more than one axis"):
         SweepSpec(over=[axis_from_option("a.seed=1,2"), axis_from_option("a.seed+b.seed=3,4")])
+    # From the command line it is a user error naming the options, not a traceback.
+    with pytest.raises(
+        InputError, match=r"--over a.seed=1,2 --over a.seed\+b.seed=3,4: .*more than one axis"
+    ):
+        sweep_from_options(["a.seed=1,2", "a.seed+b.seed=3,4"])
 
 
 def test_values_become_toml_overrides_whatever_their_type() -> None:
@@ -106,7 +111,9 @@ def test_the_shipped_organism_sweep_is_the_default_experiment_on_three_organisms
     from darkmirror.spec import builtin_config, load_spec
     from darkmirror.sweep.run import load_sweep
 
-    sweep, cells, specs, _ = load_sweep(builtin_config("sweep_organisms"))
+    loaded = load_sweep(builtin_config("sweep_organisms"))
+    sweep, cells, specs = loaded.sweep, loaded.cells, loaded.specs
+    assert loaded.name == "organism-sweep" and loaded.executor.kind == "local"
     assert [c.id for c in cells] == ["organism-0", "organism-1", "organism-2"]
     assert sweep.over[0].is_replicate
     default = load_spec(None).model_dump()

@@ -87,19 +87,12 @@ def sweep(
     """
     setup_logging(quiet)
     from darkmirror.runner import build_executor
-    from darkmirror.spec import load_run_file
-    from darkmirror.sweep.run import run_sweep
+    from darkmirror.sweep.run import load_sweep, run_sweep
 
-    settings = [*overrides, *executor_overrides(executor, address)]
-    loaded = load_run_file(spec, settings)
-    out = out or Path("runs") / f"{loaded.spec.name}-sweep"  # type: ignore[attr-defined]
+    loaded = load_sweep(spec, overrides, over, executor_overrides(executor, address))
+    out = out or Path("runs") / f"{loaded.name}-sweep"
     report_path = run_sweep(
-        spec,
-        out,
-        overrides=overrides,
-        over=over,
-        executor=build_executor(loaded.executor),
-        progress=not quiet,
+        loaded, out, executor=build_executor(loaded.executor), progress=not quiet
     )
     click.echo(f"report: {report_path}")
 

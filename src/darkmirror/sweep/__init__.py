@@ -6,6 +6,13 @@
 pooled report.
 """
 
-from darkmirror.sweep.grid import Axis, Cell, SweepSpec, axis_from_option, cells_of
+from darkmirror.sweep.grid import (
+    Axis,
+    Cell,
+    SweepSpec,
+    axis_from_option,
+    cells_of,
+    sweep_from_options,
+)
 
-__all__ = ["Axis", "Cell", "SweepSpec", "axis_from_option", "cells_of"]
+__all__ = ["Axis", "Cell", "SweepSpec", "axis_from_option", "cells_of", "sweep_from_options"]

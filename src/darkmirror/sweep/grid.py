@@ -26,15 +26,25 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from darkmirror.config_io import parse_override
+from darkmirror.config_io import describe_validation_error, parse_override
 from darkmirror.errors import InputError
 
-__all__ = ["Axis", "Cell", "SweepSpec", "axis_from_option", "cells_of"]
+__all__ = ["Axis", "Cell", "SweepSpec", "axis_from_option", "cells_of", "sweep_from_options"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Axis(BaseModel):
@@ -118,20 +128,32 @@ def axis_from_option(text: str) -> Axis:
     if "=" not in text:
         raise InputError(f"--over '{text}' must look like KEY=V1,V2 (e.g. finetune.seed=0,1)")
     keys_text, values_text = text.split("=", 1)
-    keys = [k.strip() for k in keys_text.split("+")]
-    values = [parse_override(f"x={v.strip()}").value for v in values_text.split(",") if v.strip()]
+    data = {
+        "keys": [k.strip() for k in keys_text.split("+")],
+        "values": [
+            parse_override(f"x={v.strip()}").value for v in values_text.split(",") if v.strip()
+        ],
+    }
+    return _validated(Axis, data, f"--over '{text}'")
+
+
+def sweep_from_options(texts: Sequence[str]) -> SweepSpec:
+    """The grid of several ``--over`` options (see :func:`axis_from_option`).
+
+    Raises:
+        InputError: A bad axis, or two axes that set the same key.
+    """
+    axes = [axis_from_option(t) for t in texts]
+    return _validated(SweepSpec, {"over": axes}, " ".join(f"--over {t}" for t in texts))
+
+
+def _validated(model: type[ModelT], data: dict[str, Any], where: str) -> ModelT:
     try:
-        return Axis(keys=keys, values=values)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise InputError(f"--over '{text}': {_first_error(exc)}") from None
-
-
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return str(first.get("msg", exc))
-    return str(exc)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(
+            f"{where}: {describe_validation_error(exc, data, model).message}"
+        ) from None
 
 
 @dataclass(frozen=True)

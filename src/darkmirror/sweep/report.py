@@ -50,11 +50,9 @@ def write_sweep_report(out: Path) -> Path:
 
     pooled: dict[str, Any] = {}
     sections: list[str] = []
-    for condition, cells in by_condition.items():
+    for condition, cells in by_condition.items() if experiment.pool else ():
         title = condition or "all cells"
-        if experiment.pool is None:
-            continue
-        result = experiment.pool(
+        result = experiment.pool(  # type: ignore[misc]
             [SweepCell(c.id, c.replicate or c.id, out / "cells" / c.id) for c in cells]
         )
         pooled[title] = result.summary
