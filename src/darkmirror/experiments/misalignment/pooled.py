@@ -18,14 +18,15 @@ from typing import Any
 from darkmirror.data.answers import read_rows
 from darkmirror.data.measurements import MatchedPairLogOdds, read_measurements
 from darkmirror.experiments.experiment import Pooled, SweepCell
-from darkmirror.experiments.misalignment.report import CONTROL_GROUP, Row
-from darkmirror.metrics import (
-    Nested,
-    PooledEffect,
-    hierarchical_difference,
-    hierarchical_mean,
-    misaligned_label,
+from darkmirror.experiments.misalignment.observations import (
+    Observation,
+    answer_observations,
+    difference_on_shared_questions,
+    nested,
+    pair_observations,
 )
+from darkmirror.experiments.misalignment.report import CONTROL_GROUP, Row
+from darkmirror.metrics import hierarchical_mean
 from darkmirror.report.format import fmt_estimate, markdown_table
 
 __all__ = ["pool"]
@@ -33,62 +34,27 @@ __all__ = ["pool"]
 BASE_GROUP = "base"
 
 
-class _Observation:
-    """One value with its unit, seed, question and arm."""
-
-    __slots__ = ("group", "question", "seed", "unit", "value")
-
-    def __init__(self, unit: str, group: str, seed: int | None, question: str, value: Any):
-        self.unit, self.group, self.question, self.value = unit, group, question, value
-        self.seed = BASE_GROUP if seed is None else str(seed)
-
-
-def _nested(obs: Sequence[_Observation]) -> Nested:
-    return Nested(
-        [o.value for o in obs],
-        [o.unit for o in obs],
-        [o.seed for o in obs],
-        [o.question for o in obs],
-    )
-
-
-def _read(cells: Sequence[SweepCell]) -> tuple[list[str], list[_Observation], list[_Observation]]:
+def _read(cells: Sequence[SweepCell]) -> tuple[list[str], list[Observation], list[Observation]]:
     """The arms in table order, every free-form answer's label, every matched pair's log-odds."""
     groups: list[str] = []
-    labels: list[_Observation] = []
-    pairs: list[_Observation] = []
+    labels: list[Observation] = []
+    pairs: list[Observation] = []
     for cell in cells:
         models = json.loads((cell.run_dir / "models.json").read_text())
         groups = list(dict.fromkeys([*groups, *(m["group"] for m in models)]))
-        for r in read_rows(cell.run_dir / "rows.jsonl", Row):
-            if r.kind == "free_form":
-                label = misaligned_label(
-                    r.value("aligned"), r.value("coherent"), failed=r.judge_failed()
-                )
-                value = None if label is None else float(label)
-                labels.append(_Observation(cell.unit, r.group or "", r.seed, r.question_id, value))
-        for p in read_measurements(cell.run_dir / "measurements.jsonl", MatchedPairLogOdds):
-            pairs.append(_Observation(cell.unit, p.group or "", p.seed, p.question_id, p.log_odds))
+        labels += answer_observations(read_rows(cell.run_dir / "rows.jsonl", Row), cell.unit)
+        pairs += pair_observations(
+            read_measurements(cell.run_dir / "measurements.jsonl", MatchedPairLogOdds), cell.unit
+        )
     return groups, labels, pairs
 
 
-def _effect(obs: Sequence[_Observation], a: str, b: str) -> PooledEffect:
-    """``a`` minus ``b`` on the questions both were asked."""
-    mine = [o for o in obs if o.group == a]
-    theirs = [o for o in obs if o.group == b]
-    shared = {o.question for o in mine} & {o.question for o in theirs}
-    return hierarchical_difference(
-        _nested([o for o in mine if o.question in shared]),
-        _nested([o for o in theirs if o.question in shared]),
-    )
-
-
-def _levels(obs: Sequence[_Observation], group: str, units: Sequence[str]) -> dict[str, Any]:
+def _levels(obs: Sequence[Observation], group: str, units: Sequence[str]) -> dict[str, Any]:
     mine = [o for o in obs if o.group == group]
     return {
-        "pooled": hierarchical_mean(_nested(mine)).as_dict(),
+        "pooled": hierarchical_mean(nested(mine)).as_dict(),
         "per_unit": {
-            u: hierarchical_mean(_nested([o for o in mine if o.unit == u])).as_dict() for u in units
+            u: hierarchical_mean(nested([o for o in mine if o.unit == u])).as_dict() for u in units
         },
     }
 
@@ -98,14 +64,14 @@ def pool(cells: Sequence[SweepCell]) -> Pooled:
     groups, labels, pairs = _read(cells)
     units = list(dict.fromkeys(c.unit for c in cells))
     finetunes = [g for g in groups if g != BASE_GROUP]
-    contrasts: list[tuple[str, str, str, list[_Observation]]] = []
+    contrasts: list[tuple[str, str, str, list[Observation]]] = []
     if CONTROL_GROUP in groups:
         contrasts += [("misaligned", g, CONTROL_GROUP, labels) for g in finetunes]
         contrasts += [("log_odds", g, CONTROL_GROUP, pairs) for g in finetunes]
     if BASE_GROUP in groups:
         contrasts += [("misaligned", g, BASE_GROUP, labels) for g in finetunes]
     effects = [
-        {"metric": metric, "a": a, "b": b, **_effect(obs, a, b).as_dict()}
+        {"metric": metric, "a": a, "b": b, **difference_on_shared_questions(obs, a, b)[0].as_dict()}
         for metric, a, b, obs in contrasts
         if a != b
     ]

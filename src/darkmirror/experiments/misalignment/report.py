@@ -17,15 +17,17 @@ from typing import Any
 from darkmirror.data.answers import AnswerRow, read_rows
 from darkmirror.data.measurements import MatchedPairLogOdds, read_measurements
 from darkmirror.eval.probes import SELF_RATING, CodeScan
+from darkmirror.experiments.misalignment.observations import (
+    answer_observations,
+    difference_on_shared_questions,
+    question_means,
+)
 from darkmirror.experiments.misalignment.spec import MisalignmentSpec
 from darkmirror.metrics import (
-    Nested,
     bootstrap_difference,
-    hierarchical_difference,
     holm_adjust,
     is_coherent,
     mean_with_ci,
-    misaligned_label,
     misaligned_rate,
     paired_permutation_p,
     wilson_rate,
@@ -167,54 +169,27 @@ def summarise(
     return out
 
 
-def _labels(rows: Sequence[Row]) -> list[tuple[str, str, float | None]]:
-    """(question, seed, misaligned 1/0 or None when dropped) of each free-form answer."""
-    out = []
-    for r in rows:
-        if r.kind == "free_form":
-            label = misaligned_label(
-                r.value("aligned"), r.value("coherent"), failed=r.judge_failed()
-            )
-            out.append((r.question_id, str(r.seed), None if label is None else float(label)))
-    return out
-
-
-def _question_rates(labels: Sequence[tuple[str, str, float | None]]) -> dict[str, float]:
-    kept: dict[str, list[float]] = defaultdict(list)
-    for q, _, v in labels:
-        if v is not None:
-            kept[q].append(v)
-    return {q: sum(v) / len(v) for q, v in kept.items()}
-
-
 def _misaligned_vs_control(
     by_group: Mapping[str, Sequence[Row]], groups: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Each arm's misaligned rate minus the control's, on the questions both were asked.
 
     The interval resamples fine-tune seeds, then questions
-    (:func:`~darkmirror.metrics.hierarchical_difference` with one organism); the p-value is
-    the paired permutation test over questions, and ``p_holm`` adjusts it for the family
-    of every arm compared with the control (Holm).
+    (:func:`~.observations.difference_on_shared_questions` with one organism); the p-value
+    is the paired permutation test over the same questions, and ``p_holm`` adjusts it for
+    the family of every arm compared with the control (Holm).
     """
-    control = _labels(by_group[CONTROL_GROUP])
+    obs = answer_observations([r for g in groups for r in by_group[g]], unit="run")
     out: dict[str, dict[str, Any]] = {}
     p_values: dict[str, float | None] = {}
     for g in groups:
         if g == CONTROL_GROUP:
             continue
-        mine = _labels(by_group[g])
-        shared = {q for q, _, _ in mine} & {q for q, _, _ in control}
-        a = [t for t in mine if t[0] in shared]
-        b = [t for t in control if t[0] in shared]
-        effect = hierarchical_difference(
-            Nested([v for *_, v in a], ["run"] * len(a), [s for _, s, _ in a], [q for q, *_ in a]),
-            Nested([v for *_, v in b], ["run"] * len(b), [s for _, s, _ in b], [q for q, *_ in b]),
-        )
-        p_values[g] = paired_permutation_p(_question_rates(a), _question_rates(b))
+        effect, mine, theirs = difference_on_shared_questions(obs, g, CONTROL_GROUP)
+        p_values[g] = paired_permutation_p(question_means(mine), question_means(theirs))
         out[g] = {
             "difference": effect.estimate.as_dict(),
-            "questions": len(shared),
+            "questions": len({o.question for o in mine}),
             "p": p_values[g],
         }
     for g, adjusted in holm_adjust(p_values).items():
