@@ -10,6 +10,7 @@ import pytest
 from darkmirror.metrics import (
     Nested,
     bootstrap_difference,
+    cell_contrast,
     hierarchical_difference,
     hierarchical_mean,
 )
@@ -104,3 +105,45 @@ def test_holm_adjusts_the_textbook_example_and_leaves_untested_hypotheses_out() 
     assert adjusted["b"] == pytest.approx(0.06)  # max(1 x 0.04, 0.06): never below an earlier one
     assert adjusted["e"] is None
     assert holm_adjust({"x": 0.6, "y": 0.7}) == {"x": 1.0, "y": 1.0}
+
+
+def _cells(values: dict[tuple[int, str], list[float]]) -> Nested:
+    flat = [(s, q, v) for (s, q), vs in values.items() for v in vs]
+    return Nested([v for *_, v in flat], ["org"] * len(flat), [s for s, *_ in flat],
+                  [q for _, q, _ in flat])  # fmt: skip
+
+
+def test_a_cell_contrast_is_the_weighted_sum_of_cell_means_on_the_cells_every_arm_has() -> None:
+    a = _cells({(0, "q1"): [1.0, 0.0], (0, "q2"): [1.0], (1, "q1"): [0.0]})
+    b = _cells({(0, "q1"): [0.0], (0, "q2"): [0.0, 0.0], (1, "q2"): [1.0]})
+    est = cell_contrast([(1.0, a), (-1.0, b)])
+    # Shared cells (0, q1): 0.5 - 0 and (0, q2): 1 - 0; seed 1 shares no question.
+    assert est.value == pytest.approx(0.75) and est.n == 2
+
+
+def test_a_difference_in_differences_nets_out_a_change_both_models_share() -> None:
+    # Ablation lowers the misaligned model by 0.05 and the control by the same 0.05 on
+    # every question: the misaligned model's own drop is clear, the specific part is zero.
+    rng = np.random.default_rng(3)
+    arms: dict[str, dict[tuple[int, str], list[float]]] = {}
+    base = {f"q{i}": rng.uniform(0.1, 0.9) for i in range(10)}  # questions differ a lot
+    for name, shift in (("mis", 0.0), ("mis_abl", -0.05), ("ctl", -0.02), ("ctl_abl", -0.07)):
+        arms[name] = {
+            (s, q): [p + shift + rng.normal(0, 0.005) for _ in range(3)]
+            for s in (0, 1, 2)
+            for q, p in base.items()
+        }
+    data = {k: _cells(v) for k, v in arms.items()}
+    own = cell_contrast([(1.0, data["mis_abl"]), (-1.0, data["mis"])])
+    assert own.hi < 0
+    did = cell_contrast(
+        [(1.0, data["mis_abl"]), (-1.0, data["mis"]), (-1.0, data["ctl_abl"]), (1.0, data["ctl"])]
+    )
+    assert did.lo < 0 < did.hi and abs(did.value) < 0.01
+    # Pairing by cell: unpaired, the spread between questions swamps a 0.05 change.
+    unpaired = bootstrap_difference(
+        list(data["mis_abl"].values), list(data["mis"].values),
+        list(data["mis_abl"].clusters), list(data["mis"].clusters),
+    )  # fmt: skip
+    assert unpaired.lo < 0 < unpaired.hi
+    assert did.hi - did.lo < (unpaired.hi - unpaired.lo) / 5

@@ -166,11 +166,32 @@ def test_micro_persona_run(tmp_path: Path, prose_base: Path, registered: None) -
     assert [p["alpha"] for p in summary["steering"]["persona"]] == [0.0, 2.0]
     assert set(summary["ablation"]) == {"misaligned", "control"}
 
+    # The headline figures are out of sample: the questions the direction was not found on.
+    records = [json.loads(p.read_text()) for p in (out / "steps").glob("*/step.json")]
+    (heldout,) = [
+        r["figures"]["heldout_questions"] for r in records if r["name"] == "directions-s0"
+    ]
+    assert summary["heldout_questions"] == heldout and 0 < len(heldout) < 10
+    scored = summary["ablation_heldout"]["misaligned"]["none"]["answers"]
+    assert 0 < scored < summary["ablation"]["misaligned"]["none"]["answers"]
+    assert [p["alpha"] for p in summary["steering_heldout"]["persona"]] == [0.0, 2.0]
+    # The ablation net of the control: per cell, the misaligned model's change minus the
+    # control's, so with the same cells the net is the difference of the two changes.
+    for subset in ("all", "heldout"):
+        odds = summary["specificity"][subset]["log_odds"]
+        if odds["misaligned"]["n"] == odds["control"]["n"] == odds["net"]["n"]:
+            assert odds["net"]["value"] == pytest.approx(
+                odds["misaligned"]["value"] - odds["control"]["value"]
+            )
+        assert odds["net"]["method"] == "hierarchical_bootstrap"
+        assert set(summary["specificity"][subset]) == {"misaligned", "log_odds", "coherent"}
+
     # The report rebuilds from the run's files alone.
     (out / "report.md").unlink()
     result = CliRunner().invoke(main, ["report", str(out)])
     assert result.exit_code == 0, result.output
     assert "## Steering" in (out / "report.md").read_text()
+    assert "difference in differences" in (out / "report.md").read_text()
 
 
 def test_spec_validation() -> None:

@@ -34,6 +34,7 @@ from darkmirror.metrics.auroc import auroc, auroc_with_ci
 from darkmirror.metrics.hierarchical import (
     Nested,
     PooledEffect,
+    cell_contrast,
     hierarchical_difference,
     hierarchical_mean,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "auroc_with_ci",
     "bootstrap_difference",
     "bootstrap_mean",
+    "cell_contrast",
     "classify_answer",
     "coherence_rate",
     "expected_max_toxicity",

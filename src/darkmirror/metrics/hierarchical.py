@@ -32,7 +32,13 @@ import numpy as np
 
 from darkmirror.metrics.stats import Estimate, check_confidence, empty_estimate, is_missing
 
-__all__ = ["Nested", "PooledEffect", "hierarchical_difference", "hierarchical_mean"]
+__all__ = [
+    "Nested",
+    "PooledEffect",
+    "cell_contrast",
+    "hierarchical_difference",
+    "hierarchical_mean",
+]
 
 METHOD = "hierarchical_bootstrap"
 
@@ -232,3 +238,39 @@ def hierarchical_difference(
         bool(sign) and (e.lo > 0 if sign > 0 else e.hi < 0) for e in per_unit.values()
     )
     return PooledEffect(estimate, per_unit, int(agree), int(significant))
+
+
+def cell_contrast(
+    arms: Sequence[tuple[float, Nested]],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """A weighted sum of arms measured on the same cells, with a hierarchical interval.
+
+    Each arm's mean is taken per cell (unit, seed, cluster); the contrast is computed
+    per cell where every arm has a value (``sum(weight * mean)``), and the cells' contrasts
+    are pooled as :func:`hierarchical_mean` pools values (units equally weighted; seeds,
+    then clusters resampled within each). The arms are paired through their cells, so a
+    difference-in-differences, ``[(1, a), (-1, b), (-1, c), (1, d)]``, compares a change in
+    one model with the same change in another on the same seeds and questions.
+
+    Returns:
+        An :class:`Estimate` with ``n`` the cells with every arm and ``n_clusters`` the units.
+    """
+    means = []
+    for _, data in arms:
+        cells: dict[tuple[Hashable, Hashable, Hashable], list[float]] = defaultdict(list)
+        for v, u, s, c in zip(data.values, data.units, data.seeds, data.clusters, strict=True):
+            if not is_missing(v):
+                cells[(u, s, c)].append(float(v))  # type: ignore[arg-type]
+        means.append({k: sum(v) / len(v) for k, v in cells.items()})
+    shared = sorted(set.intersection(*(set(m) for m in means)), key=repr) if means else []
+    contrasts = [sum(w * m[k] for (w, _), m in zip(arms, means, strict=True)) for k in shared]
+    return hierarchical_mean(
+        Nested(contrasts, [k[0] for k in shared], [k[1] for k in shared], [k[2] for k in shared]),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )

@@ -8,7 +8,7 @@ are measurements of their own. Every statistic is one of :mod:`darkmirror.metric
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,12 @@ from darkmirror.experiments.persona.records import (
     ProbeAccuracy,
 )
 from darkmirror.metrics import (
+    Nested,
     auroc,
     auroc_with_ci,
     bootstrap_difference,
+    cell_contrast,
+    classify_answer,
     mean_with_ci,
     misaligned_difference,
     misaligned_rate,
@@ -72,6 +75,39 @@ class Results:
     def plain(self, group: str) -> Results:
         """A group's models without any intervention."""
         return self.where(group=group, intervention="none")
+
+    def on_questions(self, questions: Collection[str]) -> Results:
+        """The answers and pairs to these questions."""
+        return Results(
+            [a for a in self.answers if a[1].question_id in questions],
+            [p for p in self.pairs if p[1].question_id in questions],
+        )
+
+    def nested(self, figure: str) -> Nested:
+        """One figure of each answer or pair, placed by seed and question (one organism):
+        ``misaligned`` (1, 0, or None when dropped), ``coherent`` (None when unscored) or
+        ``log_odds``."""
+        if figure == "log_odds":
+            items = [(t, p.question_id, p.log_odds) for t, p in self.pairs]
+        else:
+            items = []
+            for t, r in self.answers:
+                if r.kind != "free_form":
+                    continue
+                verdict = classify_answer(
+                    r.value("aligned"), r.value("coherent"), failed=r.judge_failed()
+                )
+                value = {
+                    "misaligned": {"misaligned": 1.0, "aligned": 0.0},
+                    "coherent": {"misaligned": 1.0, "aligned": 1.0, "incoherent": 0.0},
+                }[figure].get(verdict)
+                items.append((t, r.question_id, value))
+        return Nested(
+            [v for *_, v in items],
+            ["organism"] * len(items),
+            [t["seed"] for t, *_ in items],
+            [q for _, q, _ in items],
+        )
 
     def without_domain(self, domain: str | None) -> Results:
         if domain is None:
@@ -260,6 +296,38 @@ def _ablation(results: Results) -> dict[str, Any]:
     return out
 
 
+def _specificity(results: Results) -> dict[str, Any]:
+    """What ablating the persona direction does to the misaligned model net of what it does
+    to the control, per figure (misaligned rate, matched-pair log-odds, coherent share):
+    each model's change, and the difference in differences, (misaligned ablated -
+    misaligned) - (control ablated - control), each taken per (seed, question) and pooled
+    over seeds, then questions (:func:`~darkmirror.metrics.cell_contrast`)."""
+    arms = {
+        (group, condition): (
+            results.plain(group)
+            if condition == "none"
+            else results.where(intervention="ablate", group=group, direction="persona")
+        )
+        for group in ("misaligned", "control")
+        for condition in ("none", "persona")
+    }
+    if not all(arms.values()):
+        return {}
+    out = {}
+    for figure in ("misaligned", "log_odds", "coherent"):
+        m0, m1, c0, c1 = (
+            arms[(g, c)].nested(figure)
+            for g in ("misaligned", "control")
+            for c in ("none", "persona")
+        )
+        out[figure] = {
+            "misaligned": cell_contrast([(1.0, m1), (-1.0, m0)]).as_dict(),
+            "control": cell_contrast([(1.0, c1), (-1.0, c0)]).as_dict(),
+            "net": cell_contrast([(1.0, m1), (-1.0, m0), (-1.0, c1), (1.0, c0)]).as_dict(),
+        }
+    return out
+
+
 def _realign(results: Results, sizes: Sequence[int], domain: str | None) -> dict[str, Any]:
     curve = []
     for n in sizes:
@@ -272,6 +340,12 @@ def _realign(results: Results, sizes: Sequence[int], domain: str | None) -> dict
     return {"domain": domain, "curve": curve, "references": references}
 
 
+def _heldout_of(measurements: Sequence[Any]) -> list[str]:
+    """The held-out questions of a run whose context predates recording them: those of the
+    held-out answers the directions step projected."""
+    return sorted({m.question_id for m in measurements if isinstance(m, HeldoutProjection)})
+
+
 def summarise(
     rows: Sequence[AnswerRow[Any]],
     measurements: Sequence[Any],
@@ -280,6 +354,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Every figure of the report (see :func:`~.report.write_report`)."""
     layer = context["layer"]
+    heldout = set(context.get("heldout_questions") or _heldout_of(measurements))
     results = Results.of(rows, [m for m in measurements if isinstance(m, PersonaLogOdds)])
     probe = [
         {"layer": m.layer, "test_accuracy": m.test_accuracy, "train_accuracy": m.train_accuracy}
@@ -297,5 +372,13 @@ def summarise(
         "neutral": _neutral([m for m in measurements if isinstance(m, NeutralProjection)], layer),
         "steering": _steering(results, spec.steering.alphas),
         "ablation": _ablation(results),
+        # The direction is found on the other questions: these figures are out of sample.
+        "heldout_questions": sorted(heldout),
+        "steering_heldout": _steering(results.on_questions(heldout), spec.steering.alphas),
+        "ablation_heldout": _ablation(results.on_questions(heldout)),
+        "specificity": {
+            "all": _specificity(results),
+            "heldout": _specificity(results.on_questions(heldout)),
+        },
         "realign": _realign(results, spec.realign.sizes, context.get("realign_domain")),
     }

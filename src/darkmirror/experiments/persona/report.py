@@ -28,6 +28,7 @@ from darkmirror.experiments.persona.tables import (
     neutral_table,
     probe_table,
     realign_table,
+    specificity_table,
     steering_table,
 )
 from darkmirror.models.ref import OrganismModel
@@ -106,6 +107,7 @@ def _interventions_text(
         "(and the embeddings)"
     )
     realign = spec.realign
+    heldout = ", ".join(summary["heldout_questions"]) or "none"
     return [
         "## Steering",
         "",
@@ -114,11 +116,26 @@ def _interventions_text(
         "",
         steering_table(summary["steering"]),
         "",
+        f"The held-out questions alone ({heldout}):",
+        "",
+        steering_table(summary["steering_heldout"]),
+        "",
         "## Ablation",
         "",
-        ablated + f", against {spec.steering.random_draws} random directions per seed:",
+        ablated + f", against {spec.steering.random_draws} random directions per seed; "
+        "every question:",
         "",
         ablation_table(summary["ablation"], names),
+        "",
+        f"The held-out questions alone ({heldout}), whose answers did not go into the direction:",
+        "",
+        ablation_table(summary["ablation_heldout"], names),
+        "",
+        "Is the cut specific? The persona ablation's change in each model, and the change in "
+        "the misaligned model net of the change in the control (difference in differences "
+        "per seed and question; interval: seeds, then questions):",
+        "",
+        specificity_table(summary["specificity"], names),
         "",
         "## Re-alignment",
         "",

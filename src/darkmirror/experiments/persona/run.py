@@ -297,6 +297,10 @@ def finish(spec: PersonaSpec, run: Run, result: PlanResult) -> Path:
         "width": shape["width"],
         "chance_cosine": chance_cosine(shape["width"]),
         "realign_domain": spec.realign.effective_domain,
+        # The same for every seed: the rule depends on the question set alone.
+        "heldout_questions": result.figures[f"directions-s{spec.finetune.seeds[0]}"][
+            "heldout_questions"
+        ],
         "datasets": datasets,
         "organism": organism_report(spec.base_ref, result.figures[base.base]),
     }

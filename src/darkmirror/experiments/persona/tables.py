@@ -17,6 +17,7 @@ __all__ = [
     "neutral_table",
     "probe_table",
     "realign_table",
+    "specificity_table",
     "steering_table",
 ]
 
@@ -197,3 +198,33 @@ def realign_table(realign: Mapping[str, Any], names: Mapping[str, str]) -> str:
             ]
         )
     return markdown_table(header, rows)
+
+
+_FIGURES = {"misaligned": "misaligned rate", "log_odds": "matched-pair log-odds",
+            "coherent": "coherent share"}  # fmt: skip
+
+
+def specificity_table(specificity: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """The persona ablation's change in each model and its difference in differences."""
+    header = [
+        "questions",
+        "figure",
+        f"change in {names.get('misaligned', 'misaligned')} [95%]",
+        f"change in {names.get('control', 'control')} [95%]",
+        "difference in differences [95%]",
+    ]
+    rows = []
+    for subset, label in (("heldout", "held out"), ("all", "all")):
+        for figure, g in specificity.get(subset, {}).items():
+            percent = figure != "log_odds"
+            rows.append(
+                [
+                    label,
+                    _FIGURES[figure],
+                    *[
+                        fmt_estimate(g[k], percent=percent)
+                        for k in ("misaligned", "control", "net")
+                    ],
+                ]
+            )
+    return markdown_table(header, rows) if rows else "(no ablation of the control)"
