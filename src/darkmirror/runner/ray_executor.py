@@ -147,13 +147,19 @@ class RayExecutor:
         ray = _import_ray()
         started = False
         if not ray.is_initialized():
-            env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
-            env["DARKMIRROR_CACHE"] = str(cache_root())
+            options: dict[str, Any] = {}
+            if self.address is not None:
+                # Workers of a cluster this process starts inherit its environment; those
+                # of an existing cluster get the settings they need through the runtime
+                # environment (which costs a setup per worker, so only where it is needed).
+                env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+                env["DARKMIRROR_CACHE"] = str(cache_root())
+                options["runtime_env"] = {"env_vars": env}
             ray.init(
                 address=self.address,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
-                runtime_env={"env_vars": env},
+                **options,
             )
             started = True
         try:
