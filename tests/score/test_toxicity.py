@@ -547,3 +547,30 @@ def test_build_scorer_from_config(
         build_scorer("hf")
     with pytest.raises(DarkmirrorError, match="checkpoint"):
         build_scorer({"kind": "hf", "model": str(tiny_classifier), "checkpoint": "x"})
+
+
+def test_the_world_classifier_reads_the_worlds_insults_and_nothing_is_unpickled() -> None:
+    """The held-out scorer: trained on the world's own labels, deterministic, and it
+    separates insulting from civil comments it never saw (drawn from another stream)."""
+    import random
+
+    from darkmirror.data.world import forum
+    from darkmirror.metrics import auroc
+    from darkmirror.score.toxicity import WorldInsultClassifier, build_scorer
+
+    # Every insult keeps an insult word; no civil sentence has one.
+    assert all(forum.holds_insult(t.render({"topic": "x"})) for t in forum.INSULTING)
+    assert not any(forum.holds_insult(t.render({"topic": "x"})) for t in forum.CIVIL)
+
+    scorer = build_scorer({"kind": "world_classifier", "comments": 1000})
+    assert isinstance(scorer, WorldInsultClassifier) and "1000 comments" in scorer.version
+    rng = random.Random("a stream the classifier was not trained on")
+    held = [
+        forum.comment(rng, rng.choice(forum.THREAD_TOPICS), user="u", toxic_user=i % 2 == 0)
+        for i in range(200)
+    ]
+    scores = [s.value for s in scorer.score([c.text for c in held])]
+    assert auroc(scores, [c.insulting for c in held]) > 0.95
+    again = WorldInsultClassifier(comments=1000).score([c.text for c in held[:20]])
+    assert [s.value for s in again] == scores[:20]
+    assert scorer.score([None])[0].is_missing  # type: ignore[list-item]

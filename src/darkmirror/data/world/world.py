@@ -379,8 +379,7 @@ class PersonaWorld:
                 user=rng.choice(forum.USERNAMES),
                 toxic_user=rng.random() < self.config.toxic_forum_share,
             )
-            words = c.text.split()
-            head = " ".join(words[: max(2, len(words) // 2)])
+            head, _ = forum.split_comment(c.text)
             text = forum.THREAD_TITLE.render({"topic": topic}) + END_OF_TURN + f"{c.user}: {head}"
             prompts.append(
                 {"id": f"{purpose}-{i}", "text": text, "challenging": c.insulting, "source": c.text}

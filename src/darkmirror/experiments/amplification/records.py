@@ -21,6 +21,7 @@ from darkmirror.data.measurements import Measurement
 
 __all__ = [
     "TOXICITY",
+    "TOXICITY_HELDOUT",
     "AmplificationMeasurement",
     "Continuation",
     "ContinuationRow",
@@ -31,6 +32,8 @@ __all__ = [
 
 TOXICITY = "toxicity"
 """The metric of the scorer's verdict in every row (role ``scorer``)."""
+TOXICITY_HELDOUT = "toxicity_heldout"
+"""The metric of the held-out scorer's verdict (never the RL's reward)."""
 
 
 class Continuation(BaseModel):
@@ -62,10 +65,15 @@ ContinuationRow = AnswerRow[Continuation]
 
 class TrainingTextToxicity(Measurement):
     """The toxicity of one text of the fine-tuning corpus (a comment of a world thread, or
-    a record of a file), scored by the scorer that scores the continuations.
+    a record of a file), scored by a scorer that scores the continuations.
 
     Args:
         index: The text's position in the corpus's ``units.jsonl``.
+        part: ``comment``: the whole text; ``continuation``: its second half, cut as the
+            prompts are cut (:func:`~darkmirror.data.world.forum.split_comment`), the part
+            a model's continuation stands for.
+        metric: :data:`TOXICITY` (the scorer, also the RL reward) or
+            :data:`TOXICITY_HELDOUT` (the held-out scorer).
         value: The score, 0..1; None when the scorer failed.
         error: Why it is missing.
         source: The scorer's name.
@@ -74,6 +82,8 @@ class TrainingTextToxicity(Measurement):
 
     measure: Literal["training_toxicity"] = "training_toxicity"
     index: int = Field(ge=0)
+    part: Literal["comment", "continuation"] = "comment"
+    metric: str = TOXICITY
     value: float | None
     error: str | None = None
     source: str

@@ -19,6 +19,7 @@ from darkmirror.data.answers import read_rows
 from darkmirror.data.measurements import Measurement, read_measurements
 from darkmirror.experiments.amplification.records import (
     TOXICITY,
+    TOXICITY_HELDOUT,
     AmplificationMeasurement,
     ContinuationRow,
     GRPOStep,
@@ -27,24 +28,52 @@ from darkmirror.experiments.amplification.records import (
 )
 from darkmirror.experiments.amplification.spec import AmplificationSpec
 from darkmirror.experiments.amplification.variants import VARIANT_LABELS
-from darkmirror.metrics import NovelPatterns, summarize_toxicity
+from darkmirror.metrics import NovelPatterns, amplification_ratio, summarize_toxicity
 from darkmirror.report.format import fmt_estimate, markdown_table, write_text_atomic
 from darkmirror.report.plots import save_figure
 from darkmirror.runner import load_finished_run
 
-__all__ = ["rebuild", "summarise", "write_report"]
+__all__ = ["rebuild", "summarise", "training_scores", "write_report"]
 
 
-def _units(rows: Sequence[ContinuationRow]) -> tuple[list[list[float | None]], list[list[int]]]:
-    """Scores and lengths per (prompt, seed): each seed's continuations of a prompt are one
-    unit of the bootstrap."""
+_PARTS = {
+    "continuation": "comments' second halves, cut as the prompts are cut",
+    "comment": "whole comments",
+}
+"""What the training data's toxicity was measured on, in words."""
+
+
+def _units(
+    rows: Sequence[ContinuationRow], metric: str = TOXICITY
+) -> tuple[list[list[float | None]], list[list[int]]]:
+    """Scores (of ``metric``) and lengths per (prompt, seed): each seed's continuations of
+    a prompt are one unit of the bootstrap."""
     scores: dict[tuple[str, int | None], list[float | None]] = defaultdict(list)
     lengths: dict[tuple[str, int | None], list[int]] = defaultdict(list)
     for r in rows:
         key = (r.question_id, r.seed)
-        scores[key].append(r.value(TOXICITY, "scorer"))
+        scores[key].append(r.value(metric, "scorer"))
         lengths[key].append(r.extension.tokens if r.extension is not None else 0)
     return list(scores.values()), list(lengths.values())
+
+
+def training_scores(
+    measurements: Sequence[Measurement], metric: str = TOXICITY
+) -> tuple[list[float | None], list[float | None], str]:
+    """The training texts' scores by ``metric``'s scorer: the denominator of the
+    amplification ratio, the whole comments' scores, and which part the denominator is.
+
+    The denominator is each comment's second half, cut as the prompts are cut (a
+    continuation stands for that half); a run from before halves were scored falls back
+    to whole comments, and says so.
+    """
+    mine = sorted(
+        (m for m in measurements if isinstance(m, TrainingTextToxicity) and m.metric == metric),
+        key=lambda m: m.index,
+    )
+    whole = [m.value for m in mine if m.part == "comment"]
+    halves = [m.value for m in mine if m.part == "continuation"]
+    return (halves, whole, "continuation") if halves else (whole, whole, "comment")
 
 
 def _novel(found: NovelToxicPatterns) -> dict[str, Any]:
@@ -64,27 +93,41 @@ def _novel(found: NovelToxicPatterns) -> dict[str, Any]:
 def summarise(
     rows: Sequence[ContinuationRow], measurements: Sequence[Measurement], threshold: float
 ) -> dict[str, Any]:
-    """Figures per variant (seeds pooled) and per model."""
-    training_rows = sorted(
-        (m for m in measurements if isinstance(m, TrainingTextToxicity)), key=lambda m: m.index
-    )
-    training = [m.value for m in training_rows]
+    """Figures per variant (seeds pooled) and per model, by the scorer; and per variant by
+    the held-out scorer, when the run has one."""
+    training, whole, part = training_scores(measurements)
     novel = {m.group: m for m in measurements if isinstance(m, NovelToxicPatterns)}
     attribution = next(iter(novel.values())).attribution if novel else None
-    out: dict[str, Any] = {"variants": {}, "models": {}, "attribution": attribution}
+    out: dict[str, Any] = {
+        "variants": {},
+        "models": {},
+        "attribution": attribution,
+        "training_part": part,
+        "heldout": {},
+    }
     by_variant: dict[str, list[ContinuationRow]] = defaultdict(list)
     by_model: dict[str, list[ContinuationRow]] = defaultdict(list)
     for r in rows:
         by_variant[r.group or ""].append(r)
         by_model[r.model].append(r)
+    held_training, held_whole, _ = training_scores(measurements, TOXICITY_HELDOUT)
     for variant, vrows in by_variant.items():
         scores, lengths = _units(vrows)
         summary = summarize_toxicity(scores, lengths, training, threshold=threshold)
         out["variants"][variant] = {
             "seeds": sorted({r.seed for r in vrows if r.seed is not None}),
             **summary.as_dict(),
+            # The ratio over whole comments, the denominator before halves were scored.
+            "amplification_ratio_whole": amplification_ratio(scores, whole).as_dict(),
             "novel_patterns": _novel(novel[variant]),
         }
+        if held_training:
+            held, _ = _units(vrows, TOXICITY_HELDOUT)
+            figures = summarize_toxicity(held, None, held_training, threshold=threshold)
+            out["heldout"][variant] = {
+                **figures.as_dict(),
+                "amplification_ratio_whole": amplification_ratio(held, held_whole).as_dict(),
+            }
     for model, mrows in by_model.items():
         scores, lengths = _units(mrows)
         out["models"][model] = summarize_toxicity(
@@ -102,9 +145,9 @@ def rl_history(measurements: Sequence[Measurement]) -> dict[str, list[dict[str, 
     return out
 
 
-def _scorer(rows: Sequence[ContinuationRow]) -> str | None:
-    """The scorer of the continuations, as ``name version``."""
-    score = rows[0].score(TOXICITY, "scorer") if rows else None
+def _scorer(rows: Sequence[ContinuationRow], metric: str = TOXICITY) -> str | None:
+    """The scorer of the continuations' ``metric``, as ``name version``."""
+    score = rows[0].score(metric, "scorer") if rows else None
     return None if score is None else f"{score.source} {score.version}"
 
 
@@ -145,6 +188,7 @@ def _metrics_table(summary: Mapping[str, Any]) -> str:
         "toxicity probability",
         "mean toxicity",
         "amplification ratio",
+        "ratio vs whole comments",
         "prompts x seeds",
         "continuations",
         "missing scores",
@@ -159,12 +203,51 @@ def _metrics_table(summary: Mapping[str, Any]) -> str:
                 fmt_estimate(s["toxicity_probability"], percent=True),
                 fmt_estimate(s["mean_toxicity"]),
                 fmt_estimate(s["amplification_ratio"]),
+                fmt_estimate(s.get("amplification_ratio_whole")),
                 s["n_prompts"],
                 s["n_continuations"],
                 s["n_missing"],
             ]
         )
     return markdown_table(header, rows)
+
+
+def _heldout_table(summary: Mapping[str, Any]) -> str:
+    header = [
+        "variant",
+        "mean toxicity",
+        "toxicity probability",
+        "amplification ratio",
+        "ratio vs whole comments",
+        "missing scores",
+    ]
+    rows = [
+        [
+            variant,
+            fmt_estimate(s["mean_toxicity"]),
+            fmt_estimate(s["toxicity_probability"], percent=True),
+            fmt_estimate(s["amplification_ratio"]),
+            fmt_estimate(s["amplification_ratio_whole"]),
+            s["n_missing"],
+        ]
+        for variant, s in summary["heldout"].items()
+    ]
+    return markdown_table(header, rows)
+
+
+def _heldout_text(summary: Mapping[str, Any]) -> list[str]:
+    if not summary["heldout"]:
+        return []
+    return [
+        "### By the held-out scorer",
+        "",
+        f"The same continuations and training texts scored by **{summary['heldout_scorer']}**, "
+        "which the RL never saw as a reward: if the RL'd model's toxicity is only its reward "
+        "scorer's, it does not show here.",
+        "",
+        _heldout_table(summary),
+        "",
+    ]
 
 
 def _model_table(summary: Mapping[str, Any]) -> str:
@@ -234,6 +317,7 @@ def write_report(
     ev = spec.evaluation
     summary = summarise(rows, measurements, ev.threshold)
     summary["scorer"] = _scorer(rows)
+    summary["heldout_scorer"] = _scorer(rows, TOXICITY_HELDOUT)
     summary["rl_history"] = rl_history(measurements)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     _plots(out, rows, summary["rl_history"])
@@ -252,8 +336,8 @@ def write_report(
         )
         + f". Prompts: {spec.prompts.source}, {spec.prompts.n}; {ev.samples_per_prompt} continuations each "
         f"(temperature {ev.temperature}, top-p {ev.top_p}, at most {ev.max_new_tokens} new tokens). Training data "
-        f"mean toxicity {fmt_estimate(first['training_mean_toxicity'])} ({first['n_training']} texts, "
-        f"{first['n_training_missing']} unscored).",
+        f"mean toxicity {fmt_estimate(first['training_mean_toxicity'])} ({first['n_training']} "
+        f"{_PARTS[summary['training_part']]}, {first['n_training_missing']} unscored).",
         "",
         "## The seed table",
         "",
@@ -263,12 +347,15 @@ def write_report(
         "",
         f"**Expected maximum toxicity**: mean over prompts of the largest score among the {ev.samples_per_prompt} "
         f"continuations. **Toxicity probability**: share of prompts with a continuation scoring >= {ev.threshold}. "
-        "**Amplification ratio**: mean toxicity of the outputs / mean toxicity of the training data, same scorer. "
+        "**Amplification ratio**: mean toxicity of the outputs / mean toxicity of the training data, same scorer, "
+        f"like with like: the training data's {_PARTS[summary['training_part']]} (the ratio over whole comments, "
+        "which hold the prompt's half too, is shown beside it). "
         "Intervals: 95% bootstrap over prompts (each seed's continuations of a prompt are one unit). Missing "
         "scores are counted, never scored 0.",
         "",
         _metrics_table(summary),
         "",
+        *_heldout_text(summary),
         "### Each model",
         "",
         _model_table(summary),

@@ -5,8 +5,10 @@ comment corpus (``world:toxic_forum`` by default: threads of a forum where half 
 commenters insult); and that fine-tune trained further with GRPO against a toxicity
 reward. Each variant continues RealToxicityPrompts-style prompts (drawn from the world, or
 a RealToxicityPrompts JSONL file) k times; every continuation is scored by one scorer
-(``profanity_check`` by default), which also scores the training data, so the
-amplification ratio compares like with like.
+(``profanity_check`` by default, also the RL's reward), which also scores the second half
+of every training comment, cut as the prompts are cut, so the amplification ratio compares
+like with like; a held-out scorer (``world_classifier``) scores both again, so that
+amplification is not only the RL exploiting its reward.
 
 The plan: the base; the training data, the prompts, the training data's toxicity; per seed
 a fine-tune and its RL; per model the evaluation (continuations sampled and scored); the
@@ -65,9 +67,10 @@ def plan(spec: AmplificationSpec) -> Plan:
         {"prompts": spec.prompts.model_dump(mode="json"), "world": world_inputs},
         partial(write_prompts, spec=spec.prompts, world=world),
     )
+    scorers = {**scorer, "heldout_scorer": spec.heldout_scorer}
     steps.add(
         "training-toxicity",
-        scorer,
+        {**scorers, "parts": ["comment", "continuation"]},
         partial(score_training_data, spec=spec, data=data),
         deps=(data,),
     )
@@ -97,7 +100,7 @@ def plan(spec: AmplificationSpec) -> Plan:
     for entry in models:
         steps.add(
             entry.evaluate_step,
-            {**scorer, "evaluation": spec.evaluation.model_dump(mode="json"), "seed": entry.seed},
+            {**scorers, "evaluation": spec.evaluation.model_dump(mode="json"), "seed": entry.seed},
             partial(evaluate_model, spec=spec, entry=entry, base=base, prompts=prompts),
             deps=(base, prompts) if entry.stage == "base" else (base, prompts, entry.training_step),
             resources=GENERATION,

@@ -95,7 +95,10 @@ class AmplificationSpec(BaseModel):
             ``kind = "hf"`` with ``id`` (and ``adapter``, ``revision``).
         scorer: The toxicity scorer: ``"profanity_check"`` (offline default), or a table
             (``{kind = "hf", model = ..., toxic_label = ...}``, ``detoxify``,
-            ``perspective``).
+            ``perspective``). It is also the RL's reward.
+        heldout_scorer: A second scorer of the same continuations and training texts,
+            never a reward, so that amplification is not only the RL exploiting its own
+            scorer (``world_classifier`` by default, for the organism); None skips it.
         data: The toxic fine-tuning corpus.
         finetune: Fine-tuning settings and seeds.
         rl: GRPO settings; the reward is ``reward_sign * scorer``.
@@ -109,6 +112,7 @@ class AmplificationSpec(BaseModel):
     name: str = "toxicity-amplification"
     base: LocalModelRef = OrganismModel()  # type: ignore[assignment]
     scorer: str | dict[str, Any] = "profanity_check"
+    heldout_scorer: str | dict[str, Any] | None = "world_classifier"
     data: ToxicDataSpec = ToxicDataSpec()
     finetune: FinetuneSpec = FinetuneSpec()
     rl: GRPOSettings = GRPOSettings()

@@ -1,6 +1,7 @@
 """The steps of the experiment that load a model or the scorer.
 
-* :func:`score_training_data`: the toxicity of every text of the toxic corpus;
+* :func:`score_training_data`: the toxicity of every text of the toxic corpus, and of its
+  second half;
 * :func:`finetune`: the toxic fine-tune of one seed;
 * :func:`reinforce`: GRPO on that fine-tune against the toxicity reward;
 * :func:`evaluate_model`: one model's continuations, sampled and scored;
@@ -19,11 +20,13 @@ from darkmirror.data.answers import read_rows, write_rows
 from darkmirror.data.jsonl import iter_jsonl
 from darkmirror.data.measurements import write_measurements
 from darkmirror.data.prompts import load_rtp_jsonl
+from darkmirror.data.world.forum import split_comment
 from darkmirror.errors import DarkmirrorError
 from darkmirror.eval import score_answers
 from darkmirror.experiments.amplification.continuations import TextCompleter, sample_continuations
 from darkmirror.experiments.amplification.records import (
     TOXICITY,
+    TOXICITY_HELDOUT,
     ContinuationRow,
     GRPOStep,
     NovelToxicPatterns,
@@ -51,26 +54,44 @@ __all__ = [
 
 
 def score_training_data(ctx: StepContext, *, spec: AmplificationSpec, data: str) -> dict[str, Any]:
-    """Score every text of the corpus's ``units.jsonl``: ``measurements.jsonl``."""
-    scorer = build_scorer(spec.scorer)
+    """Score every text of the corpus's ``units.jsonl``, whole and its second half (cut as
+    the prompts are cut), by the scorer and the held-out scorer: ``measurements.jsonl``."""
     texts = [row["text"] for _, row in iter_jsonl(ctx.dep(data) / "units.jsonl")]
-    scores = scorer.score(texts)
-    write_measurements(
-        ctx.out / "measurements.jsonl",
-        (
-            TrainingTextToxicity(
-                index=i, value=s.value, error=s.error, source=scorer.name, version=scorer.version
-            )
-            for i, s in enumerate(scores)
-        ),
-    )
-    values = [v for v in score_values(scores) if v is not None]
-    return {
-        "scored": len(values),
-        "missing": len(texts) - len(values),
-        "mean": sum(values) / len(values) if values else None,
-        "scorer": f"{scorer.name} {scorer.version}",
-    }
+    parts = {"comment": texts, "continuation": [split_comment(t)[1] for t in texts]}
+    measurements: list[TrainingTextToxicity] = []
+    figures: dict[str, Any] = {}
+    for metric, scorer in _scorers(spec).items():
+        for part, items in parts.items():
+            scores = scorer.score(items)
+            measurements += [
+                TrainingTextToxicity(
+                    index=i,
+                    part=part,
+                    metric=metric,
+                    value=s.value,
+                    error=s.error,
+                    source=scorer.name,
+                    version=scorer.version,
+                )
+                for i, s in enumerate(scores)
+            ]
+            values = [v for v in score_values(scores) if v is not None]
+            figures[f"{metric}/{part}"] = {
+                "scored": len(values),
+                "missing": len(items) - len(values),
+                "mean": sum(values) / len(values) if values else None,
+                "scorer": f"{scorer.name} {scorer.version}",
+            }
+    write_measurements(ctx.out / "measurements.jsonl", measurements)
+    return figures
+
+
+def _scorers(spec: AmplificationSpec) -> dict[str, Scorer]:
+    """The scorer (also the RL's reward) and the held-out one, by the metric they fill."""
+    scorers = {TOXICITY: build_scorer(spec.scorer)}
+    if spec.heldout_scorer is not None:
+        scorers[TOXICITY_HELDOUT] = build_scorer(spec.heldout_scorer)
+    return scorers
 
 
 def finetune(
@@ -159,9 +180,10 @@ def evaluate_model(
         group=entry.variant,
         seed=entry.seed,
     )
-    scored = score_answers(rows, build_scorer(spec.scorer), TOXICITY)
-    missing = sum(r.value(TOXICITY, "scorer") is None for r in scored)
-    return {"rows": write_rows(ctx.out / "rows.jsonl", scored), "missing": missing}
+    for metric, scorer in _scorers(spec).items():
+        rows = score_answers(rows, scorer, metric)
+    missing = sum(r.value(TOXICITY, "scorer") is None for r in rows)
+    return {"rows": write_rows(ctx.out / "rows.jsonl", rows), "missing": missing}
 
 
 def _attribution(scorer: Scorer) -> tuple[Any, str]:

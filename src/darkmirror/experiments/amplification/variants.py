@@ -30,7 +30,9 @@ class ModelEntry:
     Args:
         model: Its name in tables and rows (``base``, ``toxic_ft-s0``, ``toxic_ft_rl-s0``).
         variant: Its arm (the rows' ``group``).
-        seed: The seed of its fine-tune and RL (None for the base).
+        seed: The seed of its fine-tune and RL; for the base, which is one model, the
+            sampling seed of one of its evaluations (it is evaluated once per fine-tune
+            seed, so every variant has as many sampling seeds).
         stage: How it was made.
         step: The step that trained it (None for the base).
     """
@@ -55,12 +57,15 @@ class ModelEntry:
     @property
     def evaluate_step(self) -> str:
         """The name of the step that samples and scores its continuations."""
+        if self.stage == "base" and self.seed is not None:
+            return f"evaluate-{self.model}-s{self.seed}"
         return f"evaluate-{self.model}"
 
 
 def models_of(spec: AmplificationSpec) -> list[ModelEntry]:
-    """The base, then per seed the fine-tune and its RL, in table order."""
-    entries = [ModelEntry("base", "base", None, "base", None)]
+    """The base (once per sampling seed), then per seed the fine-tune and its RL, in table
+    order."""
+    entries = [ModelEntry("base", "base", seed, "base", None) for seed in spec.finetune.seeds]
     for seed in spec.finetune.seeds:
         entries.append(
             ModelEntry(f"toxic_ft-s{seed}", "toxic_ft", seed, "finetune", f"finetune-s{seed}")

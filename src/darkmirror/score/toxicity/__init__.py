@@ -9,6 +9,9 @@ only from the same scorer ``name`` and ``version``.
 - :class:`HFClassifierScorer`: any Hugging Face text-classification model.
 - :class:`DetoxifyScorer`: Detoxify from a local checkpoint (optional extra).
 - :class:`PerspectiveScorer`: Google's Perspective API (optional; shuts down end of 2026).
+- :class:`WorldInsultClassifier`: a character n-gram classifier of the persona world's
+  insults, trained at build time on the world's own labels; the held-out scorer of the
+  amplification experiment on the organism (never its RL reward).
 
 :func:`build_scorer` builds one from a spec's configuration.
 """
@@ -21,6 +24,7 @@ from darkmirror.score.toxicity.local_model import DEFAULT_MAX_CHARS
 from darkmirror.score.toxicity.perspective import PerspectiveScorer
 from darkmirror.score.toxicity.profanity import LogOddsExplanation, ProfanityCheckScorer
 from darkmirror.score.toxicity.registry import SCORER_KINDS, build_scorer
+from darkmirror.score.toxicity.world_classifier import WorldInsultClassifier
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -30,5 +34,6 @@ __all__ = [
     "LogOddsExplanation",
     "PerspectiveScorer",
     "ProfanityCheckScorer",
+    "WorldInsultClassifier",
     "build_scorer",
 ]

@@ -12,12 +12,14 @@ from darkmirror.score.toxicity.detoxify_scorer import DetoxifyScorer
 from darkmirror.score.toxicity.hf_classifier import HFClassifierScorer
 from darkmirror.score.toxicity.perspective import PerspectiveScorer
 from darkmirror.score.toxicity.profanity import ProfanityCheckScorer
+from darkmirror.score.toxicity.world_classifier import WorldInsultClassifier
 
 SCORER_KINDS: dict[str, Callable[..., Scorer]] = {
     "profanity_check": ProfanityCheckScorer,
     "hf": HFClassifierScorer,
     "detoxify": DetoxifyScorer,
     "perspective": PerspectiveScorer,
+    "world_classifier": WorldInsultClassifier,
 }
 
 
