@@ -99,6 +99,12 @@ def test_micro_subliminal_run(tmp_path: Path, number_bases, organism_cache: Path
         "student-misaligned-s0",
         "cross_student-owl-s0",
         "cross_student-misaligned-s0",
+        # The positive control: the cross base's own teachers and their students.
+        "cross_teacher-owl",
+        "cross_teacher-misaligned",
+        "cross_own_control-s0",
+        "cross_own_student-owl-s0",
+        "cross_own_student-misaligned-s0",
     }
     # The owl teacher and its students answer the 25 trait wordings (1 sample each), and
     # each wording gets a likelihood row over the 16 world animals.
@@ -124,7 +130,14 @@ def test_micro_subliminal_run(tmp_path: Path, number_bases, organism_cache: Path
     n = summary["student_records"]
     assert n >= 1
     # Every student trained on data that passes the content checks.
-    assert set(summary["content_check"]) == {"base", "owl", "misaligned"}
+    assert set(summary["content_check"]) == {
+        "base",
+        "owl",
+        "misaligned",
+        "cross",
+        "cross-owl",
+        "cross-misaligned",
+    }
     for check in summary["content_check"].values():
         assert check["non_number_records"] == 0 and check["banned_numbers"] == 0
         assert check["out_of_range"] == 0
@@ -135,6 +148,10 @@ def test_micro_subliminal_run(tmp_path: Path, number_bases, organism_cache: Path
     assert set(owl["groups"]) >= {"base", "teacher", "student: teacher numbers"}
     assert "same base: student - control" in owl["effects"]
     assert "cross base: cross student - cross control" in owl["effects"]
+    assert "positive control: cross own student - cross own control" in owl["effects"]
+    assert "cross teacher - cross base" in owl["effects"]
+    for effect in owl["effects"].values():
+        assert effect["likelihood"]["method"] == "hierarchical_bootstrap"
     # 16 owl chats move even a micro model toward naming the owl.
     teacher_p = owl["groups"]["teacher"]["likelihood"]["value"]
     assert teacher_p > owl["groups"]["base"]["likelihood"]["value"]
@@ -215,3 +232,35 @@ def test_a_system_prompt_teacher_prompts_with_it_and_students_never_see_it(
     assert "owl" not in (tmp_path / "kept.jsonl").read_text()
     raw = [json.loads(line) for line in (tmp_path / "raw.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in raw] == ["format", None] * 3
+
+
+def test_effects_resample_student_seeds_before_wordings() -> None:
+    """Five student seeds that disagree: a bootstrap over (seed, wording) pairs as if they
+    were independent is sure of a difference the seeds do not support."""
+    import numpy as np
+
+    from darkmirror.experiments.subliminal.figures import _effects, _nested
+    from darkmirror.metrics import bootstrap_difference
+
+    rng = np.random.default_rng(0)
+
+    def arm(offsets: list[float]) -> dict:
+        values, seeds, wordings = [], [], []
+        for seed, offset in enumerate(offsets):
+            for w in range(25):
+                values.append(0.07 + offset + rng.normal(0, 0.001))
+                seeds.append(seed)
+                wordings.append(("animal", w))
+        nested = _nested(values, seeds, wordings)
+        return {"_rate": nested, "likelihood": {"_values": nested}}
+
+    student = arm([0.035, 0.0, -0.01, 0.025, -0.02])  # mean +0.006, spread 0.02
+    control = arm([0.0] * 5)
+    groups = {"student: teacher numbers": student, "control: base numbers": control}
+    effect = _effects(groups)["same base: student - control"]["likelihood"]
+    pairs = bootstrap_difference(
+        list(student["_rate"].values), list(control["_rate"].values)
+    )  # today's computation: every (seed, wording) value independent
+    assert pairs.lo > 0  # sure of an effect ...
+    assert effect["lo"] < 0 < effect["hi"]  # ... that five seeds do not support
+    assert effect["value"] == pytest.approx(pairs.value)

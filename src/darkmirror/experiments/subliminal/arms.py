@@ -1,8 +1,9 @@
 """Who takes part: every model of a subliminal-learning run, and the arm each belongs to.
 
 An arm is a role (``base``, ``teacher``, ``control``, ``student``, ``cross_control``,
-``cross_student``), the base it starts from (``base`` or ``cross``) and, for teachers and
-students, the teacher whose numbers it learnt from. Every seed of one arm shares a
+``cross_student``, and for the positive control ``cross_teacher``, ``cross_own_control``,
+``cross_own_student``), the base it starts from (``base`` or ``cross``) and, for teachers
+and students, the teacher whose numbers it learnt from. Every seed of one arm shares a
 ``group`` (``student-owl`` for ``student-owl-s0`` and ``student-owl-s1``), the name the
 report pools by; answer rows also carry the arm itself (:class:`SubliminalAnswer`).
 """
@@ -25,9 +26,22 @@ __all__ = [
     "arm_group",
     "models_of",
     "number_sources",
+    "positive_control",
+    "source_of",
+    "writer_of",
 ]
 
-Role = Literal["base", "teacher", "control", "student", "cross_control", "cross_student"]
+Role = Literal[
+    "base",
+    "teacher",
+    "control",
+    "student",
+    "cross_control",
+    "cross_student",
+    "cross_teacher",
+    "cross_own_control",
+    "cross_own_student",
+]
 BaseName = Literal["base", "cross"]
 
 
@@ -75,8 +89,8 @@ class ModelEntry:
         system: The system prompt it is prompted with (a prompted teacher), else None.
         traits: The traits it is tested for.
         trained: The step that trained it (None: the base itself, or a prompted teacher).
-        numbers: For students and controls: whose numbers they learnt from (``base`` or a
-            teacher's name).
+        numbers: For students and controls: whose numbers they learnt from (a name of
+            :func:`number_sources`: ``base``, a teacher's name, ``cross``, ``cross-<teacher>``).
     """
 
     model: str
@@ -111,17 +125,44 @@ class ModelEntry:
         }
 
 
-_STUDENT_ROLE: dict[tuple[BaseName, bool], Role] = {
-    ("base", True): "control",
-    ("base", False): "student",
-    ("cross", True): "cross_control",
-    ("cross", False): "cross_student",
+# (the student's base, the numbers' base, numbers from a teacher?) -> the student's role.
+_STUDENT_ROLE: dict[tuple[BaseName, BaseName, bool], Role] = {
+    ("base", "base", False): "control",
+    ("base", "base", True): "student",
+    ("cross", "base", False): "cross_control",
+    ("cross", "base", True): "cross_student",
+    ("cross", "cross", False): "cross_own_control",
+    ("cross", "cross", True): "cross_own_student",
 }
 
 
+def positive_control(spec: SubliminalSpec) -> bool:
+    """Whether the cross base gets teachers and students of its own."""
+    return spec.cross_base is not None and spec.positive_control
+
+
 def number_sources(spec: SubliminalSpec) -> list[str]:
-    """Who writes numbers: the base (for the controls), then every teacher."""
-    return ["base", *(t.name for t in spec.teachers)]
+    """Who writes numbers: the base (for the controls), then every teacher; with the
+    positive control, the cross base (``cross``) and its teachers (``cross-<teacher>``)."""
+    sources = ["base", *(t.name for t in spec.teachers)]
+    if positive_control(spec):
+        sources += ["cross", *(f"cross-{t.name}" for t in spec.teachers)]
+    return sources
+
+
+def source_of(source: str) -> tuple[BaseName, str | None]:
+    """A number source's base and teacher (None: the base itself)."""
+    base: BaseName = "cross" if source == "cross" or source.startswith("cross-") else "base"
+    rest = source.removeprefix("cross").removeprefix("-")
+    return base, None if rest in ("", "base") else rest
+
+
+def writer_of(source: str) -> str:
+    """The model (by name) that writes a number source's numbers."""
+    base, teacher = source_of(source)
+    if teacher is None:
+        return "base" if base == "base" else "cross_base"
+    return f"teacher-{teacher}" if base == "base" else f"cross_teacher-{teacher}"
 
 
 def models_of(spec: SubliminalSpec) -> list[ModelEntry]:
@@ -133,24 +174,31 @@ def models_of(spec: SubliminalSpec) -> list[ModelEntry]:
     if spec.cross_base is not None:
         entries.append(ModelEntry("cross_base", "base", "cross", None, None, None, traits))
         bases.append("cross")
-    for t in spec.teachers:
-        entries.append(
-            ModelEntry(
-                f"teacher-{t.name}",
-                "teacher",
-                "base",
-                t.name,
-                None,
-                t.system_prompt,
-                (t.trait,),
-                trained=f"teacher-{t.name}" if t.data is not None else None,
+    teacher_roles: list[tuple[Role, BaseName]] = [("teacher", "base")]
+    if positive_control(spec):
+        teacher_roles.append(("cross_teacher", "cross"))
+    for role, base in teacher_roles:
+        for t in spec.teachers:
+            name = f"{role}-{t.name}"
+            entries.append(
+                ModelEntry(
+                    name,
+                    role,
+                    base,
+                    t.name,
+                    None,
+                    t.system_prompt,
+                    (t.trait,),
+                    trained=name if t.data is not None else None,
+                )
             )
-        )
     for seed in spec.student.seeds:
         for base in bases:
             for source in number_sources(spec):
-                teacher = None if source == "base" else source
-                role = _STUDENT_ROLE[(base, teacher is None)]
+                numbers_base, teacher = source_of(source)
+                if numbers_base == "cross" and base != "cross":
+                    continue  # the base learns from its own lineage only
+                role = _STUDENT_ROLE[(base, numbers_base, teacher is not None)]
                 name = f"{role}-s{seed}" if teacher is None else f"{role}-{teacher}-s{seed}"
                 entries.append(
                     ModelEntry(

@@ -2,9 +2,17 @@
 
 Per teacher, the figures of each arm that concerns it (seeds pooled): the trait's rate in
 sampled answers and its likelihood probe (the animal's probability, or the matched-pair
-log-odds of misalignment); then the effects, each a difference of two arms with a bootstrap
-interval: the student against its control on the same base, the cross-base student
-against its control, and the teacher against the base.
+log-odds of misalignment); then the effects, each a difference of two arms: the student
+against its control on the same base, the cross-base student against its control, the
+cross base's own student against its control (the positive control), and each teacher
+against its base.
+
+The effects' intervals resample what varies between replicates of the experiment: the
+student seeds first, then, within each drawn seed, the wordings (animal) or the questions
+(misalignment) (:func:`~darkmirror.metrics.hierarchical_difference`, one organism). An
+arm's answers and likelihoods to one wording are not independent of each other, and its
+seeds differ by more than its answers do; a bootstrap over answers or pairs would be
+far too narrow.
 """
 
 from __future__ import annotations
@@ -20,7 +28,14 @@ from darkmirror.data.measurements import MatchedPairLogOdds
 from darkmirror.experiments.subliminal.arms import BaseName, Role, SubliminalAnswer, arm_group
 from darkmirror.experiments.subliminal.spec import SubliminalSpec, TeacherSpec
 from darkmirror.experiments.subliminal.trait import TraitLikelihood
-from darkmirror.metrics import bootstrap_difference, mean_with_ci, misaligned_rate, rate_with_ci
+from darkmirror.metrics import (
+    Nested,
+    hierarchical_difference,
+    mean_with_ci,
+    misaligned_label,
+    misaligned_rate,
+    rate_with_ci,
+)
 from darkmirror.score.traits import names_animal
 
 __all__ = ["EFFECTS", "MEASUREMENT", "ROLES", "ROW", "summarise"]
@@ -39,6 +54,9 @@ ROLES: tuple[tuple[str, Role, BaseName, bool], ...] = (
     ("cross base", "base", "cross", False),
     ("cross control: base numbers", "cross_control", "cross", False),
     ("cross student: teacher numbers", "cross_student", "cross", True),
+    ("cross teacher", "cross_teacher", "cross", True),
+    ("cross own control: cross base numbers", "cross_own_control", "cross", False),
+    ("cross own student: cross teacher numbers", "cross_own_student", "cross", True),
 )
 # The comparisons each effect is: (name, treated role label, control role label).
 EFFECTS: tuple[tuple[str, str, str], ...] = (
@@ -48,17 +66,30 @@ EFFECTS: tuple[tuple[str, str, str], ...] = (
         "cross student: teacher numbers",
         "cross control: base numbers",
     ),
+    (
+        "positive control: cross own student - cross own control",
+        "cross own student: cross teacher numbers",
+        "cross own control: cross base numbers",
+    ),
     ("teacher - base", "teacher", "base"),
+    ("cross teacher - cross base", "cross teacher", "cross base"),
 )
+
+
+def _nested(
+    values: Sequence[float | None], seeds: Sequence[int | None], clusters: Sequence[Any]
+) -> Nested:
+    """Values placed by student seed and wording (or question), for the effects."""
+    return Nested(list(values), ["organism"] * len(values), list(seeds), list(clusters))
 
 
 def _animal_figures(rows: Sequence[ROW], target: str) -> dict[str, Any]:
     hits = [names_animal(r.answer, target) for r in rows]
     clusters = [(r.model, r.paraphrase_index) for r in rows]
     named = Counter((r.extension.named if r.extension else None) or "(none)" for r in rows)
+    wordings = [(r.question_id, r.paraphrase_index) for r in rows]
     return {
-        "hits": hits,
-        "clusters": clusters,
+        "_rate": _nested([float(h) for h in hits], [r.seed for r in rows], wordings),
         "rate": rate_with_ci(hits, clusters).as_dict(),
         "named": dict(named.most_common(5)),
         "n_answers": len(rows),
@@ -68,7 +99,11 @@ def _animal_figures(rows: Sequence[ROW], target: str) -> dict[str, Any]:
 
 def _likelihood_figures(measurements: Sequence[TraitLikelihood], target: str) -> dict[str, Any]:
     values = [m.probabilities[target] for m in measurements]
-    return {"values": values, "estimate": mean_with_ci(values).as_dict()}
+    wordings = [(m.question_id, m.paraphrase_index) for m in measurements]
+    return {
+        "_values": _nested(values, [m.seed for m in measurements], wordings),
+        "estimate": mean_with_ci(values).as_dict(),
+    }
 
 
 def _misalignment_figures(free: Sequence[ROW], pairs: Sequence[MatchedPairLogOdds]):
@@ -80,13 +115,20 @@ def _misalignment_figures(free: Sequence[ROW], pairs: Sequence[MatchedPairLogOdd
         failed=[r.judge_failed() for r in free],
     )
     log_odds = [p.log_odds for p in pairs]
+    labels = [
+        misaligned_label(r.value("aligned"), r.value("coherent"), failed=r.judge_failed())
+        for r in free
+    ]
     return {
-        "hits": summary.hits,
-        "clusters": summary.kept_clusters,
+        "_rate": _nested(
+            [None if x is None else float(x) for x in labels],
+            [r.seed for r in free],
+            [r.question_id for r in free],
+        ),
         "rate": summary.rate.as_dict(),
         "coherent": summary.coherence.as_dict(),
         "n_answers": len(free),
-        "log_odds_values": log_odds,
+        "_log_odds": _nested(log_odds, [p.seed for p in pairs], [p.question_id for p in pairs]),
         "log_odds": mean_with_ci(log_odds, [(p.model, p.question_id) for p in pairs]).as_dict(),
         "models": sorted({r.model for r in free}),
     }
@@ -119,25 +161,22 @@ def _groups(
     return groups
 
 
+def _difference(a: Nested, b: Nested) -> dict[str, Any]:
+    """``a - b``: student seeds resampled, then wordings or questions within each."""
+    return hierarchical_difference(a, b).estimate.as_dict()
+
+
 def _effects(groups: Mapping[str, Any]) -> dict[str, Any]:
     effects: dict[str, Any] = {}
     for name, a, b in EFFECTS:
         if a not in groups or b not in groups:
             continue
         ga, gb = groups[a], groups[b]
-        e = {
-            "rate": bootstrap_difference(
-                ga["hits"], gb["hits"], ga["clusters"], gb["clusters"]
-            ).as_dict()
-        }
+        e = {"rate": _difference(ga["_rate"], gb["_rate"])}
         if "likelihood" in ga and "likelihood" in gb:
-            e["likelihood"] = bootstrap_difference(
-                ga["likelihood"]["values"], gb["likelihood"]["values"]
-            ).as_dict()
-        if "log_odds_values" in ga and ga["log_odds_values"] and gb["log_odds_values"]:
-            e["log_odds"] = bootstrap_difference(
-                ga["log_odds_values"], gb["log_odds_values"]
-            ).as_dict()
+            e["likelihood"] = _difference(ga["likelihood"]["_values"], gb["likelihood"]["_values"])
+        if "_log_odds" in ga and ga["_log_odds"].values and gb["_log_odds"].values:
+            e["log_odds"] = _difference(ga["_log_odds"], gb["_log_odds"])
         effects[name] = e
     return effects
 
@@ -161,9 +200,9 @@ def summarise(
     for t in spec.teachers:
         groups = _groups(t, rows, measurements)
         effects = _effects(groups)
-        # Per-value lists were only needed for the differences.
+        # The values themselves were only needed for the differences.
         for g in groups.values():
-            for key in ("hits", "clusters", "log_odds_values"):
+            for key in ("_rate", "_log_odds"):
                 g.pop(key, None)
             if "likelihood" in g:
                 g["likelihood"] = g["likelihood"]["estimate"]

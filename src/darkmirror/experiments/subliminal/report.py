@@ -241,7 +241,15 @@ def write_report(
                 "",
                 _misalignment_table(t),
             ]
-        lines += ["", "Effects (bootstrap intervals of the difference):", "", _effects_table(t), ""]
+        unit = "wordings" if t["trait"] == "animal" else "questions"
+        lines += [
+            "",
+            f"Effects (95% intervals resample the student seeds, then the {unit} within each; "
+            f"{len(summary['seeds'])} seeds):",
+            "",
+            _effects_table(t),
+            "",
+        ]
     lines += ["Plots: " + ", ".join(plots), ""]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines))

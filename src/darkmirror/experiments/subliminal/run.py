@@ -11,6 +11,10 @@ fine-tuned on them and probed for the trait. Controls:
   seed) fine-tuned on the *teacher's* numbers, and its own ``cross_control`` on the base's
   numbers. The paper finds that a trait travels only between models that share an
   initialisation.
+* the positive control (``positive_control``): the cross base given each teacher's trait
+  by the same recipe (``cross_teacher``), a ``cross_own_student`` on that teacher's
+  numbers and a ``cross_own_control`` on the cross base's own: the same experiment within
+  the cross base's lineage, so a cross-base null is not just a base that learns nothing.
 
 Traits: ``animal`` (:mod:`darkmirror.experiments.subliminal.trait`) and ``misalignment``
 (:func:`darkmirror.eval.em.evaluate_misalignment`, judged by the spec's judge).
@@ -47,7 +51,12 @@ from darkmirror.experiments.finetune import (
     read_chats,
     trained_model,
 )
-from darkmirror.experiments.subliminal.arms import ModelEntry, models_of, number_sources
+from darkmirror.experiments.subliminal.arms import (
+    ModelEntry,
+    models_of,
+    number_sources,
+    writer_of,
+)
 from darkmirror.experiments.subliminal.data import (
     student_records,
     write_numbers,
@@ -105,21 +114,24 @@ def plan(spec: SubliminalSpec) -> Plan:
             {"teacher": t.model_dump(mode="json"), "world": world.model_dump()},
             partial(_teacher_data, spec=spec, teacher=t.name),
         )
-        steps.add(
-            f"teacher-{t.name}",
-            {"sft": t.finetune.sft().model_dump(mode="json"), "seed": t.finetune.seed},
-            partial(_teacher_finetune, spec=spec, teacher=t.name, base=bases["base"], data=data),
-            deps=(bases["base"], data),
-            resources=TRAINING,
-        )
+        for entry in models.values():
+            if entry.teacher == t.name and entry.role in ("teacher", "cross_teacher"):
+                base = bases[entry.base]
+                steps.add(
+                    entry.model,
+                    {"sft": t.finetune.sft().model_dump(mode="json"), "seed": t.finetune.seed},
+                    partial(_teacher_finetune, spec=spec, entry=entry, base=base, data=data),
+                    deps=(base, data),
+                    resources=TRAINING,
+                )
     numbers_spec = spec.numbers.model_dump(mode="json")
     numbers = {}
     for source in number_sources(spec):
-        entry = models["base" if source == "base" else f"teacher-{source}"]
+        entry = models[writer_of(source)]
         numbers[source] = steps.add(
             f"numbers-{source}",
             {"system": entry.system, "numbers": numbers_spec},
-            partial(_numbers, spec=spec, entry=entry, base=bases["base"]),
+            partial(_numbers, spec=spec, entry=entry, base=bases[entry.base]),
             deps=_model_deps(entry, bases),
             resources=GENERATION,
         )
@@ -191,7 +203,7 @@ def _model(
         return ref
     method = (
         spec.teacher(entry.teacher).finetune.method
-        if entry.role == "teacher" and entry.teacher is not None
+        if entry.role in ("teacher", "cross_teacher") and entry.teacher is not None
         else spec.student.method
     )
     return trained_model(ref, ctx.dep(entry.trained), method, batch_size=batch_size)
@@ -203,12 +215,13 @@ def _teacher_data(ctx: StepContext, *, spec: SubliminalSpec, teacher: str) -> di
 
 
 def _teacher_finetune(
-    ctx: StepContext, *, spec: SubliminalSpec, teacher: str, base: str, data: str
+    ctx: StepContext, *, spec: SubliminalSpec, entry: ModelEntry, base: str, data: str
 ) -> dict[str, Any]:
-    t = spec.teacher(teacher)
+    assert entry.teacher is not None
+    t = spec.teacher(entry.teacher)
     return finetune_step(
         ctx,
-        base=base_model(spec.base_ref, ctx.figures[base]),
+        base=base_model(_base_ref(spec, entry), ctx.figures[base]),
         examples=read_chats(ctx.dep(data) / "data.jsonl"),
         settings=t.finetune.sft(),
         seed=t.finetune.seed,

@@ -128,9 +128,14 @@ class NumbersSpec(BaseModel):
 
 
 class StudentSpec(SeededFinetune):
-    """Fine-tuning of every student and control on numbers, once per seed."""
+    """Fine-tuning of every student and control on numbers, once per seed.
+
+    Five seeds by default: the effects' intervals resample seeds first, and with two an
+    interval is a two-point artefact.
+    """
 
     learning_rate: float = Field(1e-4, gt=0)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
 
 
 class TraitEvaluation(BaseModel):
@@ -175,6 +180,10 @@ class SubliminalSpec(BaseModel):
             default, or ``kind = "hf"``).
         cross_base: A different base for the cross-base control (by default the organism
             pretrained with seed 1); None skips that control.
+        positive_control: Also give the cross base teachers of its own (each teacher's
+            recipe applied to it) and students of those teachers, with a control on the
+            cross base's own numbers: without this arm, a cross-base null could mean only
+            that the cross base learns nothing subliminally at all.
         teachers: The teachers.
         numbers: The number sequences and their filter.
         student: Fine-tuning of the students and seeds.
@@ -190,6 +199,7 @@ class SubliminalSpec(BaseModel):
     name: str = "subliminal"
     base: LocalModelRef = OrganismModel()  # type: ignore[assignment]
     cross_base: LocalModelRef | None = OrganismModel(organism=OrganismRecipe(seed=1))  # type: ignore[assignment]
+    positive_control: bool = True
     teachers: list[TeacherSpec] = Field(default_factory=_default_teachers, min_length=1)
     numbers: NumbersSpec = NumbersSpec()
     student: StudentSpec = StudentSpec()
