@@ -173,6 +173,12 @@ def test_micro_subliminal_run(tmp_path: Path, number_bases, organism_cache: Path
     assert json.loads((out / "summary.json").read_text()) == json.loads(before)
 
 
+def test_a_teacher_cannot_take_a_bases_number_source_name() -> None:
+    for name in ("base", "cross"):
+        with pytest.raises(ValidationError, match="reserved"):
+            TeacherSpec(name=name, trait="animal", target="owl", data="world:favourite_animal")
+
+
 def test_teacher_spec_is_validated() -> None:
     with pytest.raises(ValidationError, match="target"):
         TeacherSpec(name="owl", trait="animal", data="world:favourite_animal")

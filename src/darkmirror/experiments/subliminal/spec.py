@@ -74,6 +74,10 @@ class TeacherSpec(BaseModel):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("expected lower-case letters, digits or '_'")
+        if v in ("base", "cross"):  # the names of the bases' own number sources
+            raise ValueError(
+                f"{v!r} is reserved for the base's numbers; name the teacher otherwise"
+            )
         return v
 
     @model_validator(mode="after")
