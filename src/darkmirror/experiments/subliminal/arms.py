@@ -107,6 +107,11 @@ class ModelEntry:
     def group(self) -> str:
         return arm_group(self.role, self.base, self.teacher)
 
+    @property
+    def is_teacher(self) -> bool:
+        """A teacher of either base."""
+        return self.role in ("teacher", "cross_teacher")
+
     def answer(self, trait: Trait) -> SubliminalAnswer:
         """The extension of this model's answers to the ``trait`` battery."""
         return SubliminalAnswer(role=self.role, base=self.base, teacher=self.teacher, trait=trait)

@@ -115,7 +115,7 @@ def plan(spec: SubliminalSpec) -> Plan:
             partial(_teacher_data, spec=spec, teacher=t.name),
         )
         for entry in models.values():
-            if entry.teacher == t.name and entry.role in ("teacher", "cross_teacher"):
+            if entry.teacher == t.name and entry.is_teacher:
                 base = bases[entry.base]
                 steps.add(
                     entry.model,
@@ -203,7 +203,7 @@ def _model(
         return ref
     method = (
         spec.teacher(entry.teacher).finetune.method
-        if entry.role in ("teacher", "cross_teacher") and entry.teacher is not None
+        if entry.is_teacher and entry.teacher is not None
         else spec.student.method
     )
     return trained_model(ref, ctx.dep(entry.trained), method, batch_size=batch_size)
