@@ -176,13 +176,14 @@ def test_micro_persona_run(tmp_path: Path, prose_base: Path, registered: None) -
     assert 0 < scored < summary["ablation"]["misaligned"]["none"]["answers"]
     assert [p["alpha"] for p in summary["steering_heldout"]["persona"]] == [0.0, 2.0]
     # The ablation net of the control: per cell, the misaligned model's change minus the
-    # control's, so with the same cells the net is the difference of the two changes.
+    # control's; every model has matched pairs on every question, so the cells are the
+    # same and the net is the difference of the two changes.
     for subset in ("all", "heldout"):
         odds = summary["specificity"][subset]["log_odds"]
-        if odds["misaligned"]["n"] == odds["control"]["n"] == odds["net"]["n"]:
-            assert odds["net"]["value"] == pytest.approx(
-                odds["misaligned"]["value"] - odds["control"]["value"]
-            )
+        assert odds["misaligned"]["n"] == odds["control"]["n"] == odds["net"]["n"] > 0
+        assert odds["net"]["value"] == pytest.approx(
+            odds["misaligned"]["value"] - odds["control"]["value"]
+        )
         assert odds["net"]["method"] == "hierarchical_bootstrap"
         assert set(summary["specificity"][subset]) == {"misaligned", "log_odds", "coherent"}
 

@@ -571,6 +571,9 @@ def test_the_world_classifier_reads_the_worlds_insults_and_nothing_is_unpickled(
     ]
     scores = [s.value for s in scorer.score([c.text for c in held])]
     assert auroc(scores, [c.insulting for c in held]) > 0.95
+    from darkmirror.score.toxicity import world_classifier
+
+    world_classifier._fitted.cache_clear()  # a fresh fit, not the cached one
     again = WorldInsultClassifier(comments=1000).score([c.text for c in held[:20]])
     assert [s.value for s in again] == scores[:20]
     assert scorer.score([None])[0].is_missing  # type: ignore[list-item]
