@@ -147,3 +147,41 @@ def test_a_difference_in_differences_nets_out_a_change_both_models_share() -> No
     )  # fmt: skip
     assert unpaired.lo < 0 < unpaired.hi
     assert did.hi - did.lo < (unpaired.hi - unpaired.lo) / 5
+
+
+def _question_effect(shift: float, *, seed: int) -> Nested:
+    """Two seeds answering 12 questions whose rates differ widely (0.05 to 0.9), every
+    rate moved by ``shift``: the questions' spread is shared, the shift is the arm's."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0.05, 0.9, 12)
+    values, units, seeds, clusters = [], [], [], []
+    for s in range(2):
+        for q, rate in enumerate(base):
+            for _ in range(40):
+                values.append(float(rng.random() < rate + shift))
+                units.append("run")
+                seeds.append(s)
+                clusters.append(f"q{q}")
+    return Nested(values, units, seeds, clusters)
+
+
+def test_a_paired_difference_cancels_the_spread_of_questions_both_arms_share() -> None:
+    # Both arms answer the same questions, which differ far more among themselves than the
+    # arms do: resampling each arm's questions on its own puts that spread into the
+    # difference (zero inside the interval); one draw of the questions for both arms
+    # cancels it, and the small shift is resolved.
+    a, b = _question_effect(0.1, seed=1), _question_effect(0.0, seed=2)
+    unpaired = hierarchical_difference(a, b).estimate
+    paired = hierarchical_difference(a, b, paired=True).estimate
+    assert paired.value == pytest.approx(unpaired.value)
+    assert unpaired.lo < 0 < unpaired.hi
+    assert 0 < paired.lo < paired.value < paired.hi
+    assert paired.hi - paired.lo < 0.5 * (unpaired.hi - unpaired.lo)
+
+
+def test_a_paired_difference_uses_only_the_questions_both_arms_have_in_the_unit() -> None:
+    a = Nested([1.0, 1.0, 0.0], ["u", "u", "u"], [0, 0, 0], ["q1", "q2", "only-a"])
+    b = Nested([0.0, 0.0, 1.0], ["u", "u", "u"], [0, 0, 0], ["q1", "q2", "only-b"])
+    effect = hierarchical_difference(a, b, paired=True)
+    assert effect.estimate.value == pytest.approx(1.0)  # q1 and q2 only
+    assert effect.estimate.n == 4

@@ -15,6 +15,14 @@ mean of its values (all its seeds and clusters pooled), and the pooled value is 
 over units. A difference pairs the arms within each unit: the unit's difference is its
 mean in arm ``a`` minus its mean in arm ``b``.
 
+When both arms answer the same questions (every model of an emergent-misalignment run is
+asked the same ones), questions are crossed with arms and seeds, not nested in them: a
+hard question is hard for every model. ``hierarchical_difference(..., paired=True)``
+then draws one resample of the unit's questions per replicate and applies it to both
+arms and to every seed (seeds are still drawn per arm: a fine-tune seed of one arm has
+no counterpart in the other), so the questions' own spread cancels in the difference
+instead of widening its interval.
+
 No library does this: scipy's ``bootstrap`` and arch resample one level (or blocks of one
 level), which is why it is written here.
 """
@@ -26,7 +34,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -199,10 +207,81 @@ class PooledEffect:
         }
 
 
+class _CrossedArm(NamedTuple):
+    sums: np.ndarray  # seeds x clusters
+    counts: np.ndarray
+
+
+def _crossed(data: Nested, unit: Hashable, clusters: Sequence[Hashable]) -> _CrossedArm:
+    """One arm of one unit as seed x cluster matrices of sums and counts over ``clusters``."""
+    index = {c: i for i, c in enumerate(clusters)}
+    seeds: dict[Hashable, int] = {}
+    cells: list[tuple[int, int, float]] = []
+    for v, u, s, c in zip(data.values, data.units, data.seeds, data.clusters, strict=True):
+        if u == unit and c in index and not is_missing(v):
+            cells.append((seeds.setdefault(s, len(seeds)), index[c], float(v)))  # type: ignore[arg-type]
+    sums, counts = np.zeros((len(seeds), len(clusters))), np.zeros((len(seeds), len(clusters)))
+    for i, j, v in cells:
+        sums[i, j] += v
+        counts[i, j] += 1
+    return _CrossedArm(sums, counts)
+
+
+def _multiplicities(rng: np.random.Generator, k: int, size: int) -> np.ndarray:
+    """``k`` resamples with replacement of ``size`` items, as how often each is drawn."""
+    drawn = rng.integers(0, size, size=(k, size))
+    counts = np.zeros((k, size))
+    np.add.at(counts, (np.repeat(np.arange(k), size), drawn.ravel()), 1.0)
+    return counts
+
+
+def _crossed_mean(arm: _CrossedArm, questions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The arm's mean per replicate, given each replicate's question and seed multiplicities."""
+    sums = ((questions @ arm.sums.T) * seeds).sum(axis=1)
+    counts = ((questions @ arm.counts.T) * seeds).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.where(counts > 0, counts, 1), math.nan)
+
+
+def _paired_unit(
+    a: Nested, b: Nested, unit: Hashable, rng: np.random.Generator
+) -> tuple[float, int, Any]:
+    """A unit's difference on the clusters both arms have there, its count of values, and a
+    function drawing ``k`` replicates of it (one cluster resample shared by both arms)."""
+    shared = sorted(
+        {
+            c
+            for v, u, c in zip(a.values, a.units, a.clusters, strict=True)
+            if u == unit and not is_missing(v)
+        }
+        & {
+            c
+            for v, u, c in zip(b.values, b.units, b.clusters, strict=True)
+            if u == unit and not is_missing(v)
+        },
+        key=repr,
+    )
+    arm_a, arm_b = _crossed(a, unit, shared), _crossed(b, unit, shared)
+    every = np.ones((1, len(shared)))
+    own = float(
+        _crossed_mean(arm_a, every, np.ones((1, len(arm_a.sums))))[0]
+        - _crossed_mean(arm_b, every, np.ones((1, len(arm_b.sums))))[0]
+    )
+
+    def draws(k: int) -> np.ndarray:
+        questions = _multiplicities(rng, k, len(shared))
+        return _crossed_mean(
+            arm_a, questions, _multiplicities(rng, k, len(arm_a.sums))
+        ) - _crossed_mean(arm_b, questions, _multiplicities(rng, k, len(arm_b.sums)))
+
+    return own, int(arm_a.counts.sum() + arm_b.counts.sum()), draws
+
+
 def hierarchical_difference(
     a: Nested,
     b: Nested,
     *,
+    paired: bool = False,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -211,6 +290,12 @@ def hierarchical_difference(
 
     Only units with values in both arms count. Per unit, the interval resamples its seeds
     and clusters; pooled, units first.
+
+    Args:
+        paired: The arms were asked the same clusters (questions): resample the clusters
+            once per replicate for both arms and every seed, on the clusters both arms have
+            in the unit (see the module docstring). Otherwise each seed of each arm draws
+            its own clusters.
     """
     check_confidence(confidence)
     tree_a, tree_b = _tree(a), _tree(b)
@@ -219,13 +304,23 @@ def hierarchical_difference(
         return PooledEffect(empty_estimate(METHOD, 0))
     rng = np.random.default_rng(seed)
 
-    def unit_draws(unit: Hashable, k: int) -> np.ndarray:
-        return _resampled_unit_means(tree_a[unit], k, rng) - _resampled_unit_means(
-            tree_b[unit], k, rng
-        )
+    if paired:
+        crossed = {u: _paired_unit(a, b, u, rng) for u in units}
+        own = {u: crossed[u][0] for u in units}
+        n = {u: crossed[u][1] for u in units}
 
-    own = {u: _unit_mean(tree_a[u]) - _unit_mean(tree_b[u]) for u in units}
-    n = {u: int(sum(s.counts.sum() for s in tree_a[u] + tree_b[u])) for u in units}
+        def unit_draws(unit: Hashable, k: int) -> np.ndarray:
+            return crossed[unit][2](k)
+
+    else:
+        own = {u: _unit_mean(tree_a[u]) - _unit_mean(tree_b[u]) for u in units}
+        n = {u: int(sum(s.counts.sum() for s in tree_a[u] + tree_b[u])) for u in units}
+
+        def unit_draws(unit: Hashable, k: int) -> np.ndarray:
+            return _resampled_unit_means(tree_a[unit], k, rng) - _resampled_unit_means(
+                tree_b[unit], k, rng
+            )
+
     per_unit = {
         str(u): _interval(unit_draws(u, n_resamples), own[u], n[u], 1, confidence) for u in units
     }

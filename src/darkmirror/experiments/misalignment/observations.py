@@ -88,11 +88,12 @@ def difference_on_shared_questions(
     obs: Sequence[Observation], a: str, b: str
 ) -> tuple[PooledEffect, list[Observation], list[Observation]]:
     """Arm ``a`` minus arm ``b`` on the questions both were asked (a fine-tune leaves its own
-    domain out), resampling organisms, seeds, then questions; and the two arms' kept
-    observations, for a test over the same questions."""
+    domain out), resampling organisms, then each arm's seeds and one draw of the questions
+    shared by both arms (paired: every model is asked the same questions); and the two
+    arms' kept observations, for a test over the same questions."""
     mine = [o for o in obs if o.group == a]
     theirs = [o for o in obs if o.group == b]
     shared = {o.question for o in mine} & {o.question for o in theirs}
     mine = [o for o in mine if o.question in shared]
     theirs = [o for o in theirs if o.question in shared]
-    return hierarchical_difference(nested(mine), nested(theirs)), mine, theirs
+    return hierarchical_difference(nested(mine), nested(theirs), paired=True), mine, theirs

@@ -20,11 +20,11 @@ from darkmirror.eval.probes import SELF_RATING, CodeScan
 from darkmirror.experiments.misalignment.observations import (
     answer_observations,
     difference_on_shared_questions,
+    pair_observations,
     question_means,
 )
 from darkmirror.experiments.misalignment.spec import MisalignmentSpec
 from darkmirror.metrics import (
-    bootstrap_difference,
     holm_adjust,
     is_coherent,
     mean_with_ci,
@@ -152,20 +152,12 @@ def summarise(
     if CONTROL_GROUP in by_group:
         for g, versus in _misaligned_vs_control(by_group, groups).items():
             out["groups"][g]["misaligned_vs_control"] = versus
-        control = pairs_by_group[CONTROL_GROUP]
+        # The matched pairs' log-odds, compared the same way as the misaligned rate.
+        pair_obs = pair_observations(measurements, unit="run")
         for g in groups:
-            mine = pairs_by_group[g]
-            # Only the topics both were asked (a fine-tune leaves its own domain out).
-            shared = {p.question_id for p in mine} & {p.question_id for p in control}
-            a = [p for p in mine if p.question_id in shared]
-            b = [p for p in control if p.question_id in shared]
-            diff = bootstrap_difference(
-                [p.log_odds for p in a],
-                [p.log_odds for p in b],
-                [f"{p.question_id}/{p.seed}" for p in a],
-                [f"{p.question_id}/{p.seed}" for p in b],
-            )
-            out["groups"][g]["log_odds_vs_control"] = diff.as_dict()
+            if g != CONTROL_GROUP:
+                effect = difference_on_shared_questions(pair_obs, g, CONTROL_GROUP)[0]
+                out["groups"][g]["log_odds_vs_control"] = effect.estimate.as_dict()
     return out
 
 
@@ -243,7 +235,7 @@ def _group_table(summary: Mapping[str, Any]) -> str:
                 fmt_estimate(mis["coherence"], percent=True),
                 f"{mis['n_scored']} / {mis['n_total']}",
                 fmt_estimate(s["log_odds"]),
-                fmt_estimate(s.get("log_odds_vs_control")),
+                fmt_estimate(s["log_odds_vs_control"]) if "log_odds_vs_control" in s else "-",
                 fmt_estimate(s["code"]["bandit_vulnerable"], percent=True),
                 fmt_estimate(s["code"]["world_insecure"], percent=True),
                 _self_report(s["self_report"]),
