@@ -2,7 +2,8 @@
 
 ``darkmirror run SPEC`` reads the spec's ``experiment``, builds the experiment's plan, runs
 it (:func:`run_experiment`) and writes the report; ``darkmirror report RUN`` rebuilds the
-report of a finished run (:func:`rebuild_report`).
+report of a finished run (:func:`rebuild_report`). Both also write ``report.html``, the
+report with a browser over every answer, after ``report.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from darkmirror.experiments import (
     subliminal_mlp,
 )
 from darkmirror.experiments.experiment import Experiment
+from darkmirror.report.html import write_report_page
 from darkmirror.runner import Executor, Run, execute_plan
 
 __all__ = ["EXPERIMENTS", "Experiment", "rebuild_report", "run_experiment"]
@@ -58,11 +60,14 @@ def run_experiment(
     plan = experiment.plan(spec)
     with Run(out, spec) as run:
         result = execute_plan(plan, run, progress=progress, executor=executor)
-        return experiment.finish(spec, run, result)
+        report = experiment.finish(spec, run, result)
+        write_report_page(out)
+        return report
 
 
 def rebuild_report(run_dir: Path) -> Path:
-    """Rebuild summary, tables and plots of a finished run from its files alone.
+    """Rebuild summary, tables, plots and ``report.html`` of a finished run from its files
+    alone.
 
     Raises:
         DarkmirrorError: Not a run directory, or an unknown experiment.
@@ -73,4 +78,6 @@ def rebuild_report(run_dir: Path) -> Path:
     name = json.loads(spec_file.read_text()).get("experiment")
     if name not in EXPERIMENTS:
         raise DarkmirrorError(f"{spec_file}: unknown experiment {name!r}")
-    return EXPERIMENTS[name].rebuild(run_dir)
+    report = EXPERIMENTS[name].rebuild(run_dir)
+    write_report_page(run_dir)
+    return report

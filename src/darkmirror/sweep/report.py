@@ -18,6 +18,7 @@ from darkmirror.errors import DarkmirrorError
 from darkmirror.experiments import EXPERIMENTS
 from darkmirror.experiments.experiment import SweepCell
 from darkmirror.report.format import markdown_table, write_text_atomic
+from darkmirror.report.html import write_report_page
 from darkmirror.sweep.record import SWEEP_FILE, CellRecord, SweepRecord
 
 __all__ = ["is_sweep_dir", "write_sweep_report"]
@@ -40,8 +41,21 @@ def _read_record(out: Path) -> SweepRecord:
     return record
 
 
+def _write_cell_pages(out: Path, record: SweepRecord) -> None:
+    """Each cell's ``report.html`` where it is missing or older than the cell's report (a
+    cell that already has its page costs nothing)."""
+    for cell in record.cells:
+        cell_dir = out / "cells" / cell.id
+        page, report = cell_dir / "report.html", cell_dir / "report.md"
+        if not page.is_file() or (
+            report.is_file() and page.stat().st_mtime < report.stat().st_mtime
+        ):
+            write_report_page(cell_dir)
+
+
 def write_sweep_report(out: Path) -> Path:
-    """Write ``summary.json`` and ``report.md`` of a finished sweep directory."""
+    """Write ``summary.json``, ``report.md`` and ``report.html`` of a finished sweep
+    directory, and the page of each cell that lacks an up-to-date one."""
     record = _read_record(out)
     experiment = EXPERIMENTS[record.experiment]
     by_condition: dict[str, list[CellRecord]] = defaultdict(list)
@@ -102,4 +116,6 @@ def write_sweep_report(out: Path) -> Path:
         ]
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines + sections))
+    _write_cell_pages(out, record)  # first, so the sweep's page links to the cells' pages
+    write_report_page(out)
     return report
