@@ -3,8 +3,9 @@
 Each cell of the sweep is one organism's run (its own fine-tunes, seeds and answers). Per
 arm, the misaligned rate and the matched-pair log-odds are pooled over organisms; each
 headline effect (a fine-tune against the secure-code control, and against the base) gets
-an interval from the hierarchical bootstrap (organisms, then fine-tune seeds, then
-questions; :mod:`darkmirror.metrics.hierarchical`) and a count of the organisms that show
+an interval from the hierarchical bootstrap (organisms, then fine-tune seeds and one draw
+of the questions both arms were asked, paired by question;
+:mod:`darkmirror.metrics.hierarchical`) and a count of the organisms that show
 it on their own. Arms are compared on the questions both were asked (a fine-tune leaves
 its own domain out).
 """
@@ -126,9 +127,10 @@ def _markdown(summary: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Pooled over {len(units)} organism(s), each weighted equally. Intervals are 95%: "
-            "hierarchical bootstrap over organisms, then fine-tune seeds, then questions; "
-            "per organism, over its seeds, then questions. Arms are compared on the "
-            "questions both were asked. *Holds in*: organisms whose own estimate has the "
+            "hierarchical bootstrap over organisms, then fine-tune seeds and questions; "
+            "per organism, over its seeds and questions. Arms are compared on the "
+            "questions both were asked, paired by question (one draw of the questions for "
+            "both arms and every seed). *Holds in*: organisms whose own estimate has the "
             "pooled sign, and how many of them exclude zero on their own.",
             "",
             "### Effects",
