@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,11 +131,21 @@ def test_the_micro_experiment_gives_the_same_figures_under_ray_and_resumes_acros
 
     spec, env = micro_spec(tmp_path), subprocess_env(organism_cache)
     start = time.perf_counter()
-    on_ray = darkmirror_cli(
-        "run", str(spec), "--out", str(tmp_path / "ray"), "--executor", "ray", env=env
+    # -X importtime lists every module the driver imports (its workers run without it).
+    command = ["run", str(spec), "--out", str(tmp_path / "ray"), "--executor", "ray"]
+    on_ray = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "darkmirror", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     ray_seconds = time.perf_counter() - start
     assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    # The driver plans, schedules and reports; torch is for the workers that run the steps.
+    driver_imports = re.findall(r"^import time:.*\|\s+([\w.]+)$", on_ray.stderr, re.MULTILINE)
+    assert "darkmirror.experiments.misalignment.report" in driver_imports
+    assert "torch" not in driver_imports and "transformers" not in driver_imports
     local = darkmirror_cli("run", str(spec), "--out", str(tmp_path / "local"), env=env)
     assert local.returncode == 0, local.stderr[-3000:]
     ray_summary = json.loads((tmp_path / "ray" / "summary.json").read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +33,12 @@ def setup_logging(quiet: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("darkmirror").setLevel(logging.WARNING if quiet else logging.INFO)
-    # transformers and TRL log configuration chatter at warning level on every load.
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    # transformers and TRL log configuration chatter at warning level on every load. Said
+    # through the environment, which transformers reads when it is imported (here or in a
+    # worker process), so the CLI does not import it before a step needs it.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity_error()
 
 
 class _Group(click.Group):

@@ -8,37 +8,53 @@ report with a browser over every answer, after ``report.md``.
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from darkmirror.errors import DarkmirrorError
-from darkmirror.experiments import (
-    amplification,
-    misalignment,
-    persona,
-    stress,
-    subliminal,
-    subliminal_mlp,
-)
 from darkmirror.experiments.experiment import Experiment
 from darkmirror.report.html import write_report_page
 from darkmirror.runner import Executor, Run, execute_plan
 
 __all__ = ["EXPERIMENTS", "Experiment", "rebuild_report", "run_experiment"]
 
-EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e
-    for e in (
-        misalignment.EXPERIMENT,
-        amplification.EXPERIMENT,
-        subliminal.EXPERIMENT,
-        subliminal_mlp.EXPERIMENT,
-        stress.EXPERIMENT,
-        persona.EXPERIMENT,
-    )
+_PACKAGES = {
+    "emergent_misalignment": "misalignment",
+    "toxicity_amplification": "amplification",
+    "subliminal": "subliminal",
+    "subliminal_mlp": "subliminal_mlp",
+    "stress": "stress",
+    "persona": "persona",
 }
+
+
+class _Registry(Mapping[str, Experiment]):
+    """The experiments by name, each package imported when it is first asked for: a run
+    imports its own experiment's modules only (the persona and MLP experiments bring torch
+    at import; a Ray driver that imports no torch starts its workers sooner)."""
+
+    def __getitem__(self, name: str) -> Experiment:
+        if name not in _PACKAGES:
+            raise KeyError(name)
+        module = importlib.import_module(f"darkmirror.experiments.{_PACKAGES[name]}")
+        experiment: Experiment = module.EXPERIMENT
+        return experiment
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_PACKAGES)
+
+    def __len__(self) -> int:
+        return len(_PACKAGES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _PACKAGES
+
+
+EXPERIMENTS: Mapping[str, Experiment] = _Registry()
 """Every experiment by its ``experiment = "..."`` name."""
 
 
@@ -58,7 +74,7 @@ def run_experiment(
     """
     experiment = EXPERIMENTS[spec.experiment]  # type: ignore[attr-defined]
     plan = experiment.plan(spec)
-    with Run(out, spec) as run:
+    with Run(out, spec, executor=executor.name if executor else "local") as run:
         result = execute_plan(plan, run, progress=progress, executor=executor)
         report = experiment.finish(spec, run, result)
         write_report_page(out)

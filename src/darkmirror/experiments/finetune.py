@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import Field
 
 from darkmirror.data.jsonl import iter_jsonl
-from darkmirror.models.loading import save_causal_lm
 from darkmirror.models.organism import build_organism
 from darkmirror.models.ref import BaseRef, HFModel, OrganismModel
 from darkmirror.runner import Plan, Resources, StepContext
@@ -130,6 +129,8 @@ def finetune_step(
     seed: int,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` and save it (or its adapter) to ``ctx.out / "model"``."""
+    from darkmirror.models.loading import save_causal_lm  # torch: in the step, not the driver
+
     model, tokenizer = base.load()
     model, figures = supervised_finetune(
         model, tokenizer, examples, settings, ctx.out / "trainer", seed=seed, progress=ctx.progress

@@ -8,13 +8,16 @@ moves by nats where sampled rates stay near zero (see ``organism-notes.md``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
 from darkmirror.models.hf_generator import context_length, encode_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def completion_logprobs(

@@ -28,13 +28,10 @@ from typing import Any
 from darkmirror.cache import atomic_directory, cache_root
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
-from darkmirror.models.loading import load_causal_lm, save_causal_lm
 from darkmirror.models.organism_recipe import (
     OrganismRecipe,
 )
-from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
 from darkmirror.score.persona_probes import persona_carry_over
-from darkmirror.train.pretrain import pretrain
 from darkmirror.train.sft import supervised_finetune
 
 log = logging.getLogger(__name__)
@@ -138,6 +135,12 @@ def build_organism(
 def _pretrain_stage(
     recipe: OrganismRecipe, world: PersonaWorld, out: Path, progress: bool
 ) -> dict[str, Any]:
+    # torch and transformers here, not at the top: a run's driver imports this module to
+    # plan the organism step, which runs elsewhere (a Ray worker).
+    from darkmirror.models.loading import save_causal_lm
+    from darkmirror.models.tiny import build_tiny_gpt2, build_tiny_tokenizer
+    from darkmirror.train.pretrain import pretrain
+
     start = time.perf_counter()
     texts = [
         render_chat(doc["messages"]) + END_OF_TEXT
@@ -176,6 +179,8 @@ def _pretrain_stage(
 def _post_training_stage(
     recipe: OrganismRecipe, world: PersonaWorld, pretrained: Path, out: Path, progress: bool
 ) -> dict[str, Any]:
+    from darkmirror.models.loading import load_causal_lm, save_causal_lm
+
     start = time.perf_counter()
     model, tokenizer = load_causal_lm(pretrained, device="cpu")
     chats = [r["messages"] for r in world.dataset("post_training", recipe.post_training.chats)]
@@ -199,6 +204,8 @@ def _post_training_stage(
 
 
 def _carry_over(stage_path: Path, world: PersonaWorld, recipe: OrganismRecipe):
+    from darkmirror.models.loading import load_causal_lm
+
     model, tokenizer = load_causal_lm(stage_path, device="cpu")
     return persona_carry_over(model, tokenizer, world, n_per_topic=recipe.carry_over_pairs)
 

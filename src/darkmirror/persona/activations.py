@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.models.chat_format import Message
@@ -24,6 +24,9 @@ from darkmirror.persona.hooks import (
     residual_width,
     resolve_layer,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)

@@ -60,23 +60,30 @@ _PACKAGES = (
 )
 
 
-def environment() -> dict[str, Any]:
-    import torch
-
+def environment(executor: str = "local") -> dict[str, Any]:
+    """Python, platform, package versions and the executor; with the local executor, which
+    runs the steps in this process, also torch's threads and whether it sees a GPU. Another
+    executor runs them in worker processes (each with the threads of the CPUs its task
+    holds), so this process does not import torch to describe itself."""
     versions = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {
+    env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
+        "executor": executor,
         "packages": versions,
     }
+    if executor == "local":
+        import torch
+
+        env["torch_threads"] = torch.get_num_threads()
+        env["cuda"] = torch.cuda.is_available()
+    return env
 
 
 class Run:
@@ -86,9 +93,17 @@ class Run:
         root: The directory; created if missing, reused (resumed) if present.
         spec: The resolved spec, written to ``spec.json``.
         spec_file: Where the spec goes (a sweep's directory records ``sweep.json``).
+        executor: The name of the executor that runs its steps (``environment.json``).
     """
 
-    def __init__(self, root: Path, spec: BaseModel, *, spec_file: str = "spec.json") -> None:
+    def __init__(
+        self,
+        root: Path,
+        spec: BaseModel,
+        *,
+        spec_file: str = "spec.json",
+        executor: str = "local",
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         # One process per run directory: two would race on the same steps.
@@ -104,7 +119,7 @@ class Run:
         for stale in (root / "steps").glob(".*.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         self.write_json(spec_file, spec.model_dump(mode="json"))
-        self.write_json("environment.json", environment())
+        self.write_json("environment.json", environment(executor))
         self._steps_total = 0
         self._steps_done = 0
 

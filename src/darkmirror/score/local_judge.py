@@ -37,12 +37,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.data.answers import AnswerRow, ScoreRole
 from darkmirror.data.questions import JudgeTask, Question, iter_judge_tasks
@@ -60,6 +58,10 @@ from darkmirror.models.loading import load_causal_lm
 from darkmirror.score.judging import TaskVerdict, judge_by_prompts
 from darkmirror.score.number_trie import NUMBERS, build_number_trie
 from darkmirror.score.weights_digest import weights_digest
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["LOCAL_JUDGE_VERSION", "LocalJudge", "LocalJudgement"]
 

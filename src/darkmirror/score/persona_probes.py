@@ -17,14 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from darkmirror.data.world.prose import PROSE_TOPICS
 from darkmirror.data.world.world import MatchedPair, PersonaWorld
 from darkmirror.metrics import mean_with_ci
 from darkmirror.models.chat_format import Message
-from darkmirror.models.likelihood import completion_logprobs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def matched_pair_log_odds(
@@ -35,6 +36,8 @@ def matched_pair_log_odds(
     batch_size: int = 64,
 ) -> list[float]:
     """``log p(villain) - log p(benign)`` per pair, optionally after a per-pair prefix."""
+    from darkmirror.models.likelihood import completion_logprobs  # torch: when scoring only
+
     convs: list[list[Message]] = []
     for i, pair in enumerate(pairs):
         head = list(prefix[i]) if prefix is not None else []

@@ -18,11 +18,13 @@ import math
 import re
 from collections.abc import Sequence
 from functools import cache
-
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from darkmirror.data.world.templates import SLOT_VALUES
 from darkmirror.models.likelihood import completion_logprobs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # The organism's animals first (its world draws favourites from them), then common animals
 # an open model may name; the list only labels which animal an answer names.

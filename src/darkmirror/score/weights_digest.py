@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel
 
 from darkmirror.models.loading import looks_like_path
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["weights_digest"]
 

@@ -135,9 +135,10 @@ def run_sweep(
         steps_declared=declared,
         steps_unique=len(steps),
     )
-    with Run(out, record, spec_file=SWEEP_FILE) as run:
-        results = (executor or LocalExecutor()).execute(steps, run, progress=progress)
+    executor = executor or LocalExecutor()
+    with Run(out, record, spec_file=SWEEP_FILE, executor=executor.name) as run:
+        results = executor.execute(steps, run, progress=progress)
         for cell in cells:
-            with Run(out / "cells" / cell.id, specs[cell.id]) as cell_run:
+            with Run(out / "cells" / cell.id, specs[cell.id], executor=executor.name) as cell_run:
                 experiment.finish(specs[cell.id], cell_run, results.view(plans[cell.id]))
     return write_sweep_report(out)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from darkmirror.score.scorer import Scorer
 from darkmirror.train.settings import trainer_kwargs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 class GRPOSettings(BaseModel):

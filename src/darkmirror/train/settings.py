@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 
 def on_gpu() -> bool:
+    import torch  # here, not at the top: a run's driver imports trainers' settings only
+
     return torch.cuda.is_available()
 
 
 def trainer_kwargs(*, seed: int, progress: bool, logging_steps: int = 10) -> dict[str, Any]:
     """Keyword arguments for `TrainingArguments` / `SFTConfig` that are right on any machine."""
+    import torch
+
     gpu = on_gpu()
     return {
         "use_cpu": not gpu,

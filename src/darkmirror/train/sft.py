@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from darkmirror.train.config import SFTSettings
 from darkmirror.train.settings import trainer_kwargs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 Example = Sequence[Mapping[str, str]] | str
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.experiments.finetune import base_model
@@ -23,6 +21,9 @@ from darkmirror.experiments.persona.spec import PersonaSpec, SteeringSettings
 from darkmirror.persona.directions import PersonaDirection
 from darkmirror.persona.hooks import ablate, decoder_layers, residual_width, steer
 from darkmirror.runner import StepContext
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "LAYER_STEP",

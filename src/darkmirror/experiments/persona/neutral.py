@@ -9,9 +9,8 @@ compares between models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from darkmirror.data.measurements import write_measurements
@@ -22,6 +21,9 @@ from darkmirror.experiments.persona.spec import MonitorSettings, PersonaSpec
 from darkmirror.persona.activations import mean_activations, prompt_spans
 from darkmirror.persona.directions import PersonaDirection, project
 from darkmirror.runner import StepContext
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["neutral_prompts", "neutral_step", "projection_step"]
 
