@@ -59,7 +59,7 @@ from darkmirror.metrics.misalignment import (
 )
 from darkmirror.metrics.multiplicity import holm_adjust
 from darkmirror.metrics.novelty import NovelPatterns, novel_toxic_patterns, word_ngrams
-from darkmirror.metrics.permutation import paired_permutation_p
+from darkmirror.metrics.permutation import cluster_means, paired_permutation_p
 from darkmirror.metrics.stats import (
     Estimate,
     bootstrap_difference,
@@ -105,6 +105,7 @@ __all__ = [
     "bootstrap_mean",
     "cell_contrast",
     "classify_answer",
+    "cluster_means",
     "coherence_rate",
     "expected_max_toxicity",
     "hierarchical_difference",

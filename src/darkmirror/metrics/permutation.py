@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
+
+from darkmirror.metrics.stats import is_missing
+
+__all__ = ["cluster_means", "paired_permutation_p"]
+
+
+def cluster_means(
+    values: Sequence[float | None], clusters: Sequence[Hashable]
+) -> dict[Hashable, float]:
+    """The mean value of each cluster (question), missing values left out: the per-unit
+    statistics :func:`paired_permutation_p` pairs.
+
+    Every answer to a question counts once, whichever seed gave it, so a question's mean
+    pools the seeds; a cluster whose values are all missing has no mean (it is left out,
+    not read as 0).
+
+    Args:
+        values: One value per observation (a 0/1 label, a score); None or NaN when missing.
+        clusters: The cluster of each value.
+
+    >>> cluster_means([1.0, 0.0, None, 0.5], ["q1", "q1", "q2", "q3"])
+    {'q1': 0.5, 'q3': 0.5}
+    """
+    if len(values) != len(clusters):
+        raise ValueError(f"clusters has {len(clusters)} labels for {len(values)} values")
+    kept: dict[Hashable, list[float]] = defaultdict(list)
+    for v, c in zip(values, clusters, strict=True):
+        if not is_missing(v):
+            kept[c].append(float(v))  # type: ignore[arg-type]
+    return {c: sum(v) / len(v) for c, v in kept.items()}
 
 
 def paired_permutation_p(

@@ -9,13 +9,18 @@ organisms (:mod:`~darkmirror.experiments.misalignment.pooled`): both go through
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from darkmirror.data.answers import AnswerRow
 from darkmirror.data.measurements import MatchedPairLogOdds
-from darkmirror.metrics import Nested, PooledEffect, hierarchical_difference, misaligned_label
+from darkmirror.metrics import (
+    Nested,
+    PooledEffect,
+    cluster_means,
+    hierarchical_difference,
+    misaligned_label,
+)
 
 __all__ = [
     "BASE_SEED",
@@ -77,11 +82,7 @@ def nested(obs: Sequence[Observation]) -> Nested:
 
 def question_means(obs: Sequence[Observation]) -> dict[str, float]:
     """The mean value per question (seeds pooled), missing values left out."""
-    kept: dict[str, list[float]] = defaultdict(list)
-    for o in obs:
-        if o.value is not None:
-            kept[o.question].append(o.value)
-    return {q: sum(v) / len(v) for q, v in kept.items()}
+    return cluster_means([o.value for o in obs], [o.question for o in obs])  # type: ignore[return-value]
 
 
 def difference_on_shared_questions(
