@@ -651,8 +651,14 @@ def test_darkmirror_report_rebuilds_the_page(
     ).first.locator("a.dm-filter-link").nth(3).click()
     _same_counts(opened, rows, {"group": "baseline", "model": "base.csv", "label": "misaligned"})
     assert opened.counts()[0] > 0
-    # The stress plot is named in plain text: the page shows it anyway.
-    assert opened.page.locator("img.dm-plot").count() == 1
+    # The stress plot is named in plain text: the page shows it anyway, and the answers' plots.
+    alts = opened.page.locator("img.dm-plot").evaluate_all("imgs => imgs.map(i => i.alt)")
+    assert sorted(alts) == [
+        "alignment_vs_coherence.png",
+        "misaligned_by_question.png",
+        "misaligned_rate.png",
+        "toxicity_by_model.png",
+    ]
     assert opened.requests == [opened.url]
     opened.close()
 

@@ -2,8 +2,9 @@
 
 ``darkmirror run SPEC`` reads the spec's ``experiment``, builds the experiment's plan, runs
 it (:func:`run_experiment`) and writes the report; ``darkmirror report RUN`` rebuilds the
-report of a finished run (:func:`rebuild_report`). Both also write ``report.html``, the
-report with a browser over every answer, after ``report.md``.
+report of a finished run (:func:`rebuild_report`). Both also write the answers' plots
+(:func:`~darkmirror.report.answer_plots.write_answer_plots`) and ``report.html``, the report
+with a browser over every answer, after ``report.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.experiments.experiment import Experiment
+from darkmirror.report.answer_plots import write_answer_plots
 from darkmirror.report.html import write_report_page
 from darkmirror.runner import Executor, Run, execute_plan
 
@@ -77,6 +79,7 @@ def run_experiment(
     with Run(out, spec, executor=executor.name if executor else "local") as run:
         result = execute_plan(plan, run, progress=progress, executor=executor)
         report = experiment.finish(spec, run, result)
+        write_answer_plots(out)
         write_report_page(out)
         return report
 
@@ -95,5 +98,6 @@ def rebuild_report(run_dir: Path) -> Path:
     if name not in EXPERIMENTS:
         raise DarkmirrorError(f"{spec_file}: unknown experiment {name!r}")
     report = EXPERIMENTS[name].rebuild(run_dir)
+    write_answer_plots(run_dir)
     write_report_page(run_dir)
     return report

@@ -17,6 +17,7 @@ from typing import Any
 from darkmirror.errors import DarkmirrorError
 from darkmirror.experiments import EXPERIMENTS
 from darkmirror.experiments.experiment import SweepCell
+from darkmirror.report.answer_plots import write_answer_plots
 from darkmirror.report.format import markdown_table, write_text_atomic
 from darkmirror.report.html import write_report_page
 from darkmirror.sweep.record import SWEEP_FILE, CellRecord, SweepRecord
@@ -50,6 +51,7 @@ def _write_cell_pages(out: Path, record: SweepRecord) -> None:
         if not page.is_file() or (
             report.is_file() and page.stat().st_mtime < report.stat().st_mtime
         ):
+            write_answer_plots(cell_dir)
             write_report_page(cell_dir)
 
 
