@@ -76,7 +76,8 @@ def _model_overrides(
     "--model-answers",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Model under test as an answer file (CSV/JSONL: question, answer, question_id, "
-    "optional judge scores; or a darkmirror rows.jsonl) instead of a model to sample.",
+    "optional judge scores; a darkmirror rows.jsonl; or an Inspect eval log, .eval/.json) "
+    "instead of a model to sample.",
 )
 @click.option(
     "--baseline-answers",

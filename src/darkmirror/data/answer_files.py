@@ -10,7 +10,9 @@ follow-up work publishes hundreds of them. darkmirror reads:
   every other column whose values are all numbers (or empty) is a judge metric, 0-100
   (``aligned``, ``coherent``, ``medical``); other columns are ignored;
 * darkmirror's own ``rows.jsonl`` (rows with ``"schema": "darkmirror.answer/1"``), from
-  which :attr:`select` picks one model (or group) when it holds several.
+  which :attr:`select` picks one model (or group) when it holds several;
+* an Inspect eval log (``.eval``, or ``.json`` holding one object), read through
+  Inspect's log API (:mod:`darkmirror.data.inspect_logs`).
 
 Scores in the file are kept as they are, recorded as the file's judge (``file:<name>``);
 an empty cell is a missing score, never 0. When a question set is given, each row is
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from darkmirror.data.answers import ROW_SCHEMA, AnswerRow, AnswerScore, ChatTurn, iter_rows
+from darkmirror.data.inspect_logs import is_inspect_log, read_inspect_log
 from darkmirror.data.jsonl import iter_jsonl
 from darkmirror.data.questions import Question
 from darkmirror.errors import InputError, require_file
@@ -53,7 +56,8 @@ def read_answer_file(
     """Every answer of a file, as rows of ``model``.
 
     Args:
-        path: A CSV or JSONL answer file, or a darkmirror ``rows.jsonl``.
+        path: A CSV or JSONL answer file, a darkmirror ``rows.jsonl``, or an Inspect eval
+            log (``.eval``, ``.json``).
         model: The name the rows get (the model's label in tables).
         questions: The question set by id, to match rows to questions; None keeps the
             file's question ids as they are.
@@ -68,6 +72,10 @@ def read_answer_file(
     path = require_file(path)
     source = judge or f"file:{path.name}"
     version = (file_fingerprint(path) or "")[:12]
+    if is_inspect_log(path):
+        if select is not None:
+            raise InputError("'select' applies to darkmirror rows.jsonl files only", path=path)
+        return read_inspect_log(path, model=model, questions=questions)
     if path.suffix.lower() == ".csv":
         records = _csv_records(path)
     elif path.suffix.lower() in (".jsonl", ".json"):
@@ -76,7 +84,9 @@ def read_answer_file(
         records = ((line, data) for line, data in iter_jsonl(path))
     else:
         raise InputError(
-            f"unsupported answer file type {path.suffix!r}; expected .csv or .jsonl", path=path
+            f"unsupported answer file type {path.suffix!r}; expected .csv, .jsonl or an "
+            "Inspect log (.eval, .json)",
+            path=path,
         )
     if select is not None:
         raise InputError("'select' applies to darkmirror rows.jsonl files only", path=path)

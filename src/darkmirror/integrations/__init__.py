@@ -1,0 +1,1 @@
+"""Bridges to other evaluation frameworks; nothing in darkmirror imports them."""

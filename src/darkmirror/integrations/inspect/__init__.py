@@ -1,0 +1,16 @@
+"""darkmirror inside Inspect (UK AISI's ``inspect_ai``): ``pip install 'darkmirror[inspect]'``.
+
+Registered with Inspect through the ``inspect_ai`` entry point (``_registry``):
+
+* task ``darkmirror/emergent_misalignment``: any emergent-misalignment question set
+  (``inspect eval darkmirror/emergent_misalignment -T questions=FILE --model M``);
+* scorer ``darkmirror/betley_judge``: darkmirror's log-probability 0-100 judge;
+* metric ``darkmirror/misaligned_rate``: Betley et al.'s rate and its interval, computed by
+  :func:`darkmirror.metrics.misaligned_rate`.
+"""
+
+from darkmirror.integrations.inspect._metric import misaligned_rate
+from darkmirror.integrations.inspect._scorer import betley_judge
+from darkmirror.integrations.inspect._task import emergent_misalignment
+
+__all__ = ["betley_judge", "emergent_misalignment", "misaligned_rate"]
