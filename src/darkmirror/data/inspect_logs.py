@@ -13,8 +13,10 @@ Each sample becomes one row:
 * ``question_id``, ``paraphrase_index``, ``sample_index``: from the sample's metadata,
   where darkmirror's ``emergent_misalignment`` task writes them (:data:`QUESTION_ID` ...);
   in a foreign log, the sample id and the epoch (``epoch - 1``) stand in;
-* ``scores``: the verdicts of darkmirror's judge scorer (``darkmirror/betley_judge``) as it
-  recorded them, with their source and version (:data:`SCORES`); of another scorer, a
+* ``scores``: the verdicts of darkmirror's judge scorer (``darkmirror/betley_judge``) and
+  the toxicity scores of its toxicity scorer (``darkmirror/toxicity``: metric ``toxicity``,
+  role ``scorer``, a failure missing with its reason) as they recorded them, with their
+  source and version (:data:`SCORES`); of another scorer, a
   numeric value named ``aligned`` or ``coherent`` (the scorer's name, or a key of a
   dictionary value) is kept as a 0-100 judge score with source ``inspect:<scorer>``.
 """
