@@ -32,7 +32,7 @@ from typing import Any
 from darkmirror.data.answers import ROW_SCHEMA, AnswerRow, AnswerScore, ChatTurn, iter_rows
 from darkmirror.data.inspect_logs import is_inspect_log, read_inspect_log
 from darkmirror.data.jsonl import iter_jsonl
-from darkmirror.data.questions import Question
+from darkmirror.data.questions import Question, question_in_set
 from darkmirror.errors import InputError, require_file
 from darkmirror.hashing import file_fingerprint
 
@@ -231,17 +231,7 @@ def _row(
     text = _text(record, "question", path, line)
     answer = _text(record, "answer", path, line)
     system = record.get("system") or None
-    question = None
-    if questions is not None:
-        question = questions.get(question_id)
-        if question is None:
-            raise InputError(
-                f"question id {question_id!r} is not in the question set "
-                f"({len(questions)} questions)",
-                path=path,
-                line=line,
-                field="question_id",
-            )
+    question = question_in_set(questions, question_id, path=path, line=line, field="question_id")
     paraphrase = _index(record, "paraphrase_index", path, line)
     if paraphrase is None and question is not None and text in question.paraphrases:
         paraphrase = question.paraphrases.index(text)

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from darkmirror.data.answers import AnswerRow, AnswerScore, ChatTurn
-from darkmirror.data.questions import Question
+from darkmirror.data.questions import Question, question_in_set
 from darkmirror.errors import InputError
 
 __all__ = [
@@ -128,16 +128,9 @@ def _row(
     where = f"sample {sample.id!r} (epoch {sample.epoch})"
     metadata = sample.metadata or {}
     question_id = str(metadata.get(QUESTION_ID, sample.id))
-    question = None
-    if questions is not None:
-        question = questions.get(question_id)
-        if question is None:
-            raise InputError(
-                f"{where}: question id {question_id!r} is not in the question set "
-                f"({len(questions)} questions)",
-                path=path,
-                field=QUESTION_ID,
-            )
+    question = question_in_set(
+        questions, question_id, path=path, field=QUESTION_ID, where=f"{where}: "
+    )
     messages = _messages(sample.input, path, where)
     paraphrase = metadata.get(PARAPHRASE_INDEX)
     if paraphrase is None and question is not None and messages[-1].content in question.paraphrases:

@@ -41,6 +41,7 @@ __all__ = [
     "iter_judge_tasks",
     "iter_prompts",
     "load_questions",
+    "question_in_set",
     "resolve_question_set",
     "resolve_question_sets",
 ]
@@ -367,3 +368,31 @@ def resolve_question_sets(refs: Sequence[str]) -> list[Question]:
             seen[q.id] = ref
             questions.append(q)
     return questions
+
+
+def question_in_set(
+    questions: Mapping[str, Question] | None,
+    question_id: str,
+    *,
+    path: Path,
+    field: str,
+    line: int | None = None,
+    where: str = "",
+) -> Question | None:
+    """The question an answer file names, or None when no question set was given.
+
+    Raises:
+        InputError: The id is not in the set (naming the file, line or sample, and field).
+    """
+    if questions is None:
+        return None
+    question = questions.get(question_id)
+    if question is None:
+        raise InputError(
+            f"{where}question id {question_id!r} is not in the question set "
+            f"({len(questions)} questions)",
+            path=path,
+            line=line,
+            field=field,
+        )
+    return question
