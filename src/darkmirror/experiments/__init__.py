@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -34,29 +34,41 @@ _PACKAGES = {
 }
 
 
-class _Registry(Mapping[str, Experiment]):
+class _Registry(MutableMapping[str, Experiment]):
     """The experiments by name, each package imported when it is first asked for: a run
     imports its own experiment's modules only (the persona and MLP experiments bring torch
-    at import; a Ray driver that imports no torch starts its workers sooner)."""
+    at import; a Ray driver that imports no torch starts its workers sooner). An experiment
+    registered from elsewhere (a plugin, a test) is kept beside the built-in ones."""
+
+    def __init__(self) -> None:
+        self._added: dict[str, Experiment] = {}
 
     def __getitem__(self, name: str) -> Experiment:
+        if name in self._added:
+            return self._added[name]
         if name not in _PACKAGES:
             raise KeyError(name)
         module = importlib.import_module(f"darkmirror.experiments.{_PACKAGES[name]}")
         experiment: Experiment = module.EXPERIMENT
         return experiment
 
+    def __setitem__(self, name: str, experiment: Experiment) -> None:
+        self._added[name] = experiment
+
+    def __delitem__(self, name: str) -> None:
+        del self._added[name]
+
     def __iter__(self) -> Iterator[str]:
-        return iter(_PACKAGES)
+        return iter(dict.fromkeys([*_PACKAGES, *self._added]))
 
     def __len__(self) -> int:
-        return len(_PACKAGES)
+        return len(set(_PACKAGES) | set(self._added))
 
     def __contains__(self, name: object) -> bool:
-        return name in _PACKAGES
+        return name in _PACKAGES or name in self._added
 
 
-EXPERIMENTS: Mapping[str, Experiment] = _Registry()
+EXPERIMENTS: MutableMapping[str, Experiment] = _Registry()
 """Every experiment by its ``experiment = "..."`` name."""
 
 

@@ -118,8 +118,11 @@ class Run:
         # Holding the lock, any temporary step directory is a leftover of a killed run.
         for stale in (root / "steps").glob(".*.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        # The environment first: with the local executor it imports torch (seconds), which
+        # then happens before the run directory says the run has started.
+        env = environment(executor)
         self.write_json(spec_file, spec.model_dump(mode="json"))
-        self.write_json("environment.json", environment(executor))
+        self.write_json("environment.json", env)
         self._steps_total = 0
         self._steps_done = 0
 
