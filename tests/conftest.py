@@ -77,3 +77,16 @@ def micro_organism(organism_cache: Path):
     return build_organism(
         OrganismRecipe.model_validate(micro_recipe_dict()), cache=organism_cache, progress=False
     )
+
+
+@pytest.fixture(autouse=True)
+def _sigint_restored():
+    """Give SIGINT back its handler after each test: a library run in-process (Inspect's
+    eval) may leave it ignored, and a child process inherits an ignored SIGINT, so the
+    Ctrl-C tests' subprocesses would never see their Ctrl-C."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) != before and before is not None:
+        signal.signal(signal.SIGINT, before)
