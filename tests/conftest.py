@@ -90,3 +90,12 @@ def _sigint_restored():
     yield
     if signal.getsignal(signal.SIGINT) != before and before is not None:
         signal.signal(signal.SIGINT, before)
+
+
+def default_sigint() -> None:
+    """Run in a child process before it starts: SIGINT back to its default, so a Ctrl-C
+    test's child hears the Ctrl-C whatever this process has done with SIGINT (an ignored
+    SIGINT is inherited across exec)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

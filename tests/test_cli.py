@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import darkmirror_cli, micro_recipe_dict, subprocess_env, toml_tables
+from conftest import (
+    darkmirror_cli,
+    default_sigint,
+    micro_recipe_dict,
+    subprocess_env,
+    toml_tables,
+)
 
 
 def micro_spec(tmp_path: Path, **evaluation: object) -> Path:
@@ -85,6 +91,7 @@ def test_a_run_killed_midway_resumes_and_corrupts_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "steps").glob("finetune-*/step.json")):
@@ -110,6 +117,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path, organism_cache: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "run" / "spec.json").exists():

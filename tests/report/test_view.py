@@ -31,7 +31,7 @@ import pytest
 from synthetic_run import write_synthetic_run
 from test_page import browser, expected_counts  # noqa: F401  (browser: a fixture)
 
-from conftest import darkmirror_cli, subprocess_env
+from conftest import darkmirror_cli, default_sigint, subprocess_env
 from darkmirror.data.answers import read_rows
 from darkmirror.report.html import build_report_page
 from darkmirror.report.server import is_loopback
@@ -67,6 +67,7 @@ def _start(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen, str, int]
     proc = subprocess.Popen(
         [sys.executable, "-m", "darkmirror", "view", *args],
         env=env,
+        preexec_fn=default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

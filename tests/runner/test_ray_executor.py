@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from conftest import darkmirror_cli, subprocess_env
+from conftest import darkmirror_cli, default_sigint, subprocess_env
 from darkmirror.errors import DarkmirrorError
 from darkmirror.runner import Plan, Resources, Run, StepContext, execute_plan
 
@@ -168,7 +168,11 @@ def test_ctrl_c_on_the_driver_keeps_finished_steps_and_the_command_resumes(
     spec, out, env = micro_spec(tmp_path), tmp_path / "run", subprocess_env(organism_cache)
     command = [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)]
     proc = subprocess.Popen(
-        [*command, "--executor", "ray"], env=env, stderr=subprocess.PIPE, text=True
+        [*command, "--executor", "ray"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "steps").glob("*/step.json")):
