@@ -79,19 +79,6 @@ def micro_organism(organism_cache: Path):
     )
 
 
-@pytest.fixture(autouse=True)
-def _sigint_restored():
-    """Give SIGINT back its handler after each test: a library run in-process (Inspect's
-    eval) may leave it ignored, and a child process inherits an ignored SIGINT, so the
-    Ctrl-C tests' subprocesses would never see their Ctrl-C."""
-    import signal
-
-    before = signal.getsignal(signal.SIGINT)
-    yield
-    if signal.getsignal(signal.SIGINT) != before and before is not None:
-        signal.signal(signal.SIGINT, before)
-
-
 def default_sigint() -> None:
     """Run in a child process before it starts: SIGINT back to its default, so a Ctrl-C
     test's child hears the Ctrl-C whatever this process has done with SIGINT (an ignored

@@ -32,7 +32,7 @@ from typing import Any
 from darkmirror.data.answers import ROW_SCHEMA, AnswerRow, AnswerScore, ChatTurn, iter_rows
 from darkmirror.data.inspect_logs import is_inspect_log, read_inspect_log
 from darkmirror.data.jsonl import iter_jsonl
-from darkmirror.data.questions import Question, question_in_set
+from darkmirror.data.questions import Question, paraphrase_index_of, question_in_set
 from darkmirror.errors import InputError, require_file
 from darkmirror.hashing import file_fingerprint
 
@@ -233,8 +233,8 @@ def _row(
     system = record.get("system") or None
     question = question_in_set(questions, question_id, path=path, line=line, field="question_id")
     paraphrase = _index(record, "paraphrase_index", path, line)
-    if paraphrase is None and question is not None and text in question.paraphrases:
-        paraphrase = question.paraphrases.index(text)
+    if paraphrase is None:
+        paraphrase = paraphrase_index_of(question, text)
     sample = _index(record, "sample_index", path, line)
     key = (question_id, paraphrase, text)
     if sample is None:

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from darkmirror.data.answers import AnswerRow, AnswerScore, ChatTurn
-from darkmirror.data.questions import Question, question_in_set
+from darkmirror.data.questions import Question, paraphrase_index_of, question_in_set
 from darkmirror.errors import InputError
 
 __all__ = [
@@ -133,8 +133,8 @@ def _row(
     )
     messages = _messages(sample.input, path, where)
     paraphrase = metadata.get(PARAPHRASE_INDEX)
-    if paraphrase is None and question is not None and messages[-1].content in question.paraphrases:
-        paraphrase = question.paraphrases.index(messages[-1].content)
+    if paraphrase is None:
+        paraphrase = paraphrase_index_of(question, messages[-1].content)
     sample_index = metadata.get(SAMPLE_INDEX, max(sample.epoch - 1, 0))
     return AnswerRow(
         model=model,

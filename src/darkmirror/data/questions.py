@@ -41,6 +41,7 @@ __all__ = [
     "iter_judge_tasks",
     "iter_prompts",
     "load_questions",
+    "paraphrase_index_of",
     "question_in_set",
     "resolve_question_set",
     "resolve_question_sets",
@@ -396,3 +397,11 @@ def question_in_set(
             field=field,
         )
     return question
+
+
+def paraphrase_index_of(question: Question | None, text: str) -> int | None:
+    """Which of the question's paraphrases ``text`` is, for an answer file that does not
+    say; None when no question set was given or the text matches none."""
+    if question is None or text not in question.paraphrases:
+        return None
+    return question.paraphrases.index(text)
