@@ -87,45 +87,103 @@ def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
         handle.flush()
 
 
-def iter_jsonl_or_errors(path: str | Path) -> Iterator[tuple[int, Any]]:
+# Why a line could not be read, as a scan counts it (records add "not an object", "schema").
+ENCODING = "encoding"
+TOO_LARGE = "too large"
+TOO_DEEP = "too deep"
+INVALID_JSON = "invalid JSON"
+
+# Bytes skipped per read past the limit of an over-long line: memory stays bounded by this.
+_SKIP_CHUNK = 1 << 20
+
+
+class MalformedLine(InputError):
+    """A line that is not a JSON value, with the short ``reason`` a scanner counts it under
+    (:data:`ENCODING`, :data:`TOO_LARGE`, :data:`TOO_DEEP` or :data:`INVALID_JSON`)."""
+
+    def __init__(self, message: str, *, reason: str, path: str | Path, line: int) -> None:
+        self.reason = reason
+        super().__init__(message, path=path, line=line)
+
+
+def iter_jsonl_or_errors(
+    path: str | Path,
+    *,
+    max_line_bytes: int | None = None,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+) -> Iterator[tuple[int, Any]]:
     """Yield ``(line number, value)`` for each non-blank line, with bad lines as errors.
 
-    A line that is not valid UTF-8 or not valid JSON is yielded as an :class:`InputError`
-    (naming the file and the line) instead of being raised, so that a lenient scanner can
-    count it and go on. :func:`iter_jsonl` is the strict version.
+    A line that is not valid UTF-8, not valid JSON, nested deeper than the parser allows or
+    longer than ``max_line_bytes`` is yielded as a :class:`MalformedLine` (naming the file,
+    the line and the reason) instead of being raised, so that a lenient scanner can count it
+    and go on. :func:`iter_jsonl` is the strict version.
 
     Args:
         path: A JSON Lines file.
+        max_line_bytes: Longest line read; a longer one is skipped in chunks (never held in
+            memory whole) and reported as too large. None: no limit.
+        start: Byte offset of the first line to read; must be the start of a line (0 or
+            just after a newline). Shards of one file are read this way.
+        end: Read only the lines that start before this byte offset (None: to the end).
+        first_line: The line number of the line at ``start``.
     """
     path = require_file(path)
     # Binary lines, decoded one by one, so an encoding error is tied to its line.
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # UTF-8 byte-order mark written by some Windows editors
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
+        handle.seek(start)
+        offset, number = start, first_line - 1
+        while end is None or offset < end:
+            raw = (
+                handle.readline() if max_line_bytes is None else handle.readline(max_line_bytes + 1)
+            )
+            if not raw:
+                break
+            number += 1
+            offset += len(raw)
+            if max_line_bytes is not None and len(raw) > max_line_bytes and raw[-1:] != b"\n":
+                length = len(raw)
+                while raw and raw[-1:] != b"\n":
+                    raw = handle.readline(_SKIP_CHUNK)
+                    length += len(raw)
+                offset += length - (max_line_bytes + 1)
                 yield (
                     number,
-                    InputError(
-                        f"not valid UTF-8 (byte {exc.start + 1} of the line)",
+                    MalformedLine(
+                        f"line of {length} bytes is longer than the limit of {max_line_bytes}",
+                        reason=TOO_LARGE,
                         path=path,
                         line=number,
                     ),
                 )
                 continue
-            if not text.strip():
-                continue
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield (
-                    number,
-                    InputError(
-                        f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                    ),
-                )
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # UTF-8 byte-order mark written by some Windows editors
+            yield from _parse_line(raw, path, number)
+
+
+def _parse_line(raw: bytes, path: Path, number: int) -> Iterator[tuple[int, Any]]:
+    """Zero or one ``(number, value or MalformedLine)``: nothing for a blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+        yield number, MalformedLine(message, reason=ENCODING, path=path, line=number)
+        return
+    if not text.strip():
+        return
+    try:
+        yield number, json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        yield number, MalformedLine(message, reason=INVALID_JSON, path=path, line=number)
+    except RecursionError:
+        # json's C parser refuses nesting past the interpreter's recursion limit; a line of
+        # 100,000 "[" must be one bad record, not the end of the scan.
+        message = "nested deeper than the JSON parser allows (arrays or objects within each other)"
+        yield number, MalformedLine(message, reason=TOO_DEEP, path=path, line=number)
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,13 @@ from typing import Any, Literal, overload
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from darkmirror.config_io import ValidationProblem, describe_validation_error
-from darkmirror.data.jsonl import iter_jsonl_or_errors
+from darkmirror.data.jsonl import (
+    ENCODING,
+    TOO_DEEP,
+    TOO_LARGE,
+    MalformedLine,
+    iter_jsonl_or_errors,
+)
 from darkmirror.errors import DarkmirrorError, InputError, require_file
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "Record",
     "RowInputError",
     "TextRecord",
+    "check_dataset_file",
     "dataset_sha256",
     "parse_record",
     "read_positioned_records",
@@ -57,6 +66,12 @@ __all__ = [
 
 SUPPORTED_EXTENSIONS = (".jsonl", ".csv", ".parquet")
 _PARQUET_BATCH_ROWS = 1024
+
+# Why a record is bad, beyond the line-level reasons of darkmirror.data.jsonl.
+NOT_AN_OBJECT = "not an object"
+SCHEMA = "schema"
+# A lone surrogate in a cell decoded with errors="surrogateescape": a byte that is not UTF-8.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class ChatMessage(BaseModel):
@@ -116,12 +131,15 @@ class BadRecord:
         field: Dotted path of the offending field (``"messages[1].role"``), when known.
         message: What is wrong and what was expected.
         row: 0-based row index in a Parquet file (None otherwise).
+        reason: Short category a scan counts it under: ``"encoding"``, ``"too large"``,
+            ``"too deep"``, ``"invalid JSON"``, ``"not an object"`` or ``"schema"``.
     """
 
     line: int | None
     field: str | None
     message: str
     row: int | None = None
+    reason: str = SCHEMA
 
 
 class RowInputError(InputError):
@@ -163,8 +181,9 @@ def parse_record(data: Any) -> Record:
 
 def _validate(data: Any) -> Record | ValidationProblem:
     if not isinstance(data, dict):
+        # reprlib bounds the work: the value may be a huge or deeply nested array.
         return ValidationProblem(
-            (), f"expected a JSON object (a record), got {type(data).__name__} {data!r:.60}"
+            (), f"expected a JSON object (a record), got {type(data).__name__} {reprlib.repr(data)}"
         )
     model: type[BaseModel]
     if "messages" in data:
@@ -210,8 +229,19 @@ def read_records(path: str | Path, *, strict: bool = True) -> Iterator[Record | 
     return _records(path, suffix, strict)
 
 
+def check_dataset_file(path: str | Path) -> Path:
+    """The path, if it names a readable dataset of a supported format; cheap (no parsing,
+    no heavy import), so a command can say "no such file" before it loads anything.
+
+    Raises:
+        InputError: A missing or unreadable file, an unsupported extension, or a Parquet
+            file without Parquet's magic bytes.
+    """
+    return _dataset_file(path)[0]
+
+
 def _dataset_file(path: str | Path) -> tuple[Path, str]:
-    """The path, if it is a file of a supported format, and its lower-case suffix."""
+    """The path, if it is a readable file of a supported format, and its lower-case suffix."""
     path = require_file(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
@@ -220,20 +250,46 @@ def _dataset_file(path: str | Path) -> tuple[Path, str]:
             f"{', '.join(SUPPORTED_EXTENSIONS)}",
             path=path,
         )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}", path=path) from None
+    if suffix == ".parquet" and head != b"PAR1":
+        raise InputError("not a readable Parquet file: it does not start with PAR1", path=path)
     return path, suffix
 
 
-def read_positioned_records(path: str | Path) -> Iterator[tuple[int, Record | BadRecord]]:
+def read_positioned_records(
+    path: str | Path, *, max_record_bytes: int | None = None
+) -> Iterator[tuple[int, Record | BadRecord]]:
     """Like ``read_records(path, strict=False)``, with each record's position: its 1-based
     line in a JSONL or CSV file (where a multi-line CSV record starts), or its 0-based row in
     a Parquet file. A scanner needs the position of good records too, to say where it found
     something.
 
+    Args:
+        path: The dataset file.
+        max_record_bytes: Longest JSONL line or CSV field read; a longer one is a bad record
+            (``"too large"``), skipped without being held in memory. None: no limit.
+
     Raises:
         InputError: As :func:`read_records` for problems with the file as a whole.
     """
     path, suffix = _dataset_file(path)
-    return _positioned(path, suffix, strict=False)
+    return _positioned(path, suffix, strict=False, max_record_bytes=max_record_bytes)
+
+
+def read_jsonl_shard(
+    path: str | Path, start: int, end: int, first_line: int, *, max_record_bytes: int | None
+) -> Iterator[tuple[int, Record | BadRecord]]:
+    """:func:`read_positioned_records` of the JSONL lines that start in bytes
+    ``[start, end)``; ``start`` is the start of line ``first_line``. Shards of a file read
+    this way, one after the other, yield exactly what the whole file yields."""
+    items = iter_jsonl_or_errors(
+        path, max_line_bytes=max_record_bytes, start=start, end=end, first_line=first_line
+    )
+    return _checked(Path(path), items, is_parquet=False, strict=False)
 
 
 def _records(path: Path, suffix: str, strict: bool) -> Iterator[Record | BadRecord]:
@@ -241,16 +297,36 @@ def _records(path: Path, suffix: str, strict: bool) -> Iterator[Record | BadReco
         yield item
 
 
-def _positioned(path: Path, suffix: str, strict: bool) -> Iterator[tuple[int, Record | BadRecord]]:
-    is_parquet = suffix == ".parquet"
-    raw_items = {".jsonl": _jsonl_items, ".csv": _csv_items, ".parquet": _parquet_items}[suffix]
-    for position, raw in raw_items(path):
+def _positioned(
+    path: Path, suffix: str, strict: bool, max_record_bytes: int | None = None
+) -> Iterator[tuple[int, Record | BadRecord]]:
+    if suffix == ".jsonl":
+        items = iter_jsonl_or_errors(path, max_line_bytes=max_record_bytes)
+    elif suffix == ".csv":
+        items = _csv_items(path, max_record_bytes)
+    else:
+        items = _parquet_items(path)
+    return _checked(path, items, is_parquet=suffix == ".parquet", strict=strict)
+
+
+def _checked(
+    path: Path, items: Iterator[tuple[int, Any]], *, is_parquet: bool, strict: bool
+) -> Iterator[tuple[int, Record | BadRecord]]:
+    """Each raw item validated as a record; in strict mode the first bad one raises."""
+    for position, raw in items:
         if isinstance(raw, InputError):  # a line that is not even JSON
             if strict:
                 raise raw
-            yield position, BadRecord(position, None, raw.message)
+            reason = raw.reason if isinstance(raw, MalformedLine) else SCHEMA
+            yield position, BadRecord(position, None, raw.message, reason=reason)
             continue
-        result = raw if isinstance(raw, ValidationProblem) else _validate(raw)
+        try:
+            result = raw if isinstance(raw, ValidationProblem) else _validate(raw)
+        except RecursionError:  # nested just below the parser's limit, too deep to check
+            result = ValidationProblem((), "nested too deeply to be checked")
+            reason = TOO_DEEP
+        else:
+            reason = NOT_AN_OBJECT if not isinstance(raw, dict | ValidationProblem) else SCHEMA
         if not isinstance(result, ValidationProblem):
             yield position, result
         elif strict and is_parquet:
@@ -258,16 +334,14 @@ def _positioned(path: Path, suffix: str, strict: bool) -> Iterator[tuple[int, Re
         elif strict:
             raise InputError(result.message, path=path, line=position, field=result.field)
         elif is_parquet:
-            yield position, BadRecord(None, result.field, result.message, row=position)
+            yield position, BadRecord(None, result.field, result.message, position, reason)
         else:
-            yield position, BadRecord(position, result.field, result.message)
+            yield position, BadRecord(position, result.field, result.message, reason=reason)
 
 
-def _jsonl_items(path: Path) -> Iterator[tuple[int, Any]]:
-    yield from iter_jsonl_or_errors(path)
-
-
-def _decode_messages_column(row: dict[str, Any]) -> dict[str, Any] | ValidationProblem:
+def _decode_messages_column(
+    row: dict[str, Any], path: Path, position: int
+) -> dict[str, Any] | ValidationProblem | MalformedLine:
     # CSV cells are text, and some Parquet writers store messages as a JSON string too.
     messages = row.get("messages")
     if not isinstance(messages, str):
@@ -278,43 +352,60 @@ def _decode_messages_column(row: dict[str, Any]) -> dict[str, Any] | ValidationP
         return ValidationProblem(
             ("messages",), f"expected a JSON array of messages, got invalid JSON: {exc.msg}"
         )
+    except RecursionError:
+        message = "the messages cell is nested deeper than the JSON parser allows"
+        return MalformedLine(message, reason=TOO_DEEP, path=path, line=position)
     return row
 
 
-def _csv_items(path: Path) -> Iterator[tuple[int, Any]]:
-    # Message arrays easily exceed the csv module's default 128 KiB field limit.
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+def _csv_items(path: Path, max_field_bytes: int | None = None) -> Iterator[tuple[int, Any]]:
+    # Message arrays easily exceed the csv module's default 128 KiB field limit; the limit
+    # is the module's (a process-wide setting), so it is set at the start of every read.
+    csv.field_size_limit(max_field_bytes or 2**31 - 1)
+    # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate in its cell, so the
+    # bad record is found and counted instead of ending the read.
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
-        line = 1
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise InputError(
-                    "empty CSV file: expected a header row naming the fields", path=path
+        header = next(reader, None)
+        if header is None:
+            raise InputError("empty CSV file: expected a header row naming the fields", path=path)
+        if any(_UNDECODABLE.search(name) for name in header):
+            raise InputError("not valid UTF-8 text", path=path, line=1)
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise InputError(f"duplicate CSV column(s) {duplicates}", path=path, line=1)
+        line = reader.line_num + 1
+        while True:
+            # A quoted cell may span lines: report the line where the record starts.
+            start = line
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                line = reader.line_num + 1
+                reason = TOO_LARGE if "field larger" in str(exc) else SCHEMA
+                yield (
+                    start,
+                    MalformedLine(f"malformed CSV: {exc}", reason=reason, path=path, line=start),
                 )
-            duplicates = sorted({name for name in header if header.count(name) > 1})
-            if duplicates:
-                raise InputError(f"duplicate CSV column(s) {duplicates}", path=path, line=1)
+                continue
             line = reader.line_num + 1
-            for cells in reader:
-                # A quoted cell may span lines: report the line where the record starts.
-                start, line = line, reader.line_num + 1
-                if not cells:
-                    continue  # blank line
-                if len(cells) != len(header):
-                    yield (
-                        start,
-                        ValidationProblem(
-                            (), f"expected {len(header)} columns as in the header, got {len(cells)}"
-                        ),
-                    )
-                    continue
-                yield start, _decode_messages_column(dict(zip(header, cells, strict=True)))
-        except UnicodeDecodeError:
-            raise InputError("not valid UTF-8 text", path=path, line=line) from None
-        except csv.Error as exc:
-            raise InputError(f"malformed CSV: {exc}", path=path, line=line) from None
+            if not cells:
+                continue  # blank line
+            if any(_UNDECODABLE.search(cell) for cell in cells):
+                message = "not valid UTF-8 text"
+                yield start, MalformedLine(message, reason=ENCODING, path=path, line=start)
+            elif len(cells) != len(header):
+                yield (
+                    start,
+                    ValidationProblem(
+                        (), f"expected {len(header)} columns as in the header, got {len(cells)}"
+                    ),
+                )
+            else:
+                row = dict(zip(header, cells, strict=True))
+                yield start, _decode_messages_column(row, path, start)
 
 
 def _parquet_items(path: Path) -> Iterator[tuple[int, Any]]:
@@ -329,7 +420,7 @@ def _parquet_items(path: Path) -> Iterator[tuple[int, Any]]:
     with parquet:
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
             for item in batch.to_pylist():
-                yield row, _decode_messages_column(item)
+                yield row, _decode_messages_column(item, path, row)
                 row += 1
 
 

@@ -13,7 +13,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 # Elements of values x resamples gathered at once by the bootstrap: bounds memory near 16 MB.
 _BOOTSTRAP_CHUNK = 2_000_000
@@ -330,6 +329,10 @@ def t_mean(values: Sequence[float | None], confidence: float = 0.95) -> Estimate
     mean = float(kept.mean())
     if kept.size < 2:
         return Estimate(mean, math.nan, math.nan, 1, "t")
+    # Imported here: scipy.stats costs ~1 s at start-up, and most users of darkmirror.metrics
+    # (the scan, the CLI) never need a t quantile.
+    from scipy import stats
+
     half = float(
         stats.t.ppf(0.5 + confidence / 2, kept.size - 1) * kept.std(ddof=1) / math.sqrt(kept.size)
     )

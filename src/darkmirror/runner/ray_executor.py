@@ -29,12 +29,13 @@ Faults:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,63 @@ def _import_ray() -> Any:
     except ImportError:
         raise DarkmirrorError("the ray executor needs Ray: pip install 'darkmirror[ray]'") from None
     return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Ray, connected: to ``address`` (``"auto"``, ``"ray://host:10001"``), or to a local
+    cluster started here when None; shut down at the end only if started here."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    options: dict[str, Any] = {}
+    if address is not None:
+        # Workers of a cluster this process starts inherit its environment; those of an
+        # existing cluster get the settings they need through the runtime environment
+        # (which costs a setup per worker, so only where it is needed).
+        env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+        env["DARKMIRROR_CACHE"] = str(cache_root())
+        options["runtime_env"] = {"env_vars": env}
+    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **options)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def check_shared_storage(ray: Any, paths: Sequence[Path]) -> None:
+    """Raise unless every live node of the cluster sees ``paths`` (a probe file each).
+
+    Raises:
+        DarkmirrorError: Naming a node and the paths it cannot see.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / _PROBE_FILE).write_text(token)
+    try:
+        probe = ray.remote(num_cpus=0)(_probe)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = {
+            n["NodeManagerAddress"]: probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote([str(p) for p in paths], token)
+            for n in nodes
+        }
+        blind = {node: missing for node, ref in refs.items() if (missing := ray.get(ref))}
+    finally:
+        for path in paths:
+            (path / _PROBE_FILE).unlink(missing_ok=True)
+    if blind:
+        node, missing = next(iter(blind.items()))
+        raise DarkmirrorError(
+            f"a Ray worker on {node} cannot see {', '.join(missing)}: the run directory "
+            "and darkmirror's cache (DARKMIRROR_CACHE) must be on storage every worker "
+            "sees (one machine, or a shared filesystem such as NFS)"
+        )
 
 
 def run_planned_step(
@@ -144,58 +202,9 @@ class RayExecutor:
         self, steps: Sequence[PlannedStep], run: Run, *, progress: bool = False
     ) -> StepResults:
         """Run every step that has not finished before; returns every step's outputs."""
-        ray = _import_ray()
-        started = False
-        if not ray.is_initialized():
-            options: dict[str, Any] = {}
-            if self.address is not None:
-                # Workers of a cluster this process starts inherit its environment; those
-                # of an existing cluster get the settings they need through the runtime
-                # environment (which costs a setup per worker, so only where it is needed).
-                env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
-                env["DARKMIRROR_CACHE"] = str(cache_root())
-                options["runtime_env"] = {"env_vars": env}
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                **options,
-            )
-            started = True
-        try:
-            self._check_storage(ray, [run.root, cache_root()])
+        with ray_session(self.address) as ray:
+            check_shared_storage(ray, [run.root, cache_root()])
             return self._execute(ray, steps, run, progress)
-        finally:
-            if started:
-                ray.shutdown()
-
-    def _check_storage(self, ray: Any, paths: Sequence[Path]) -> None:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        token = uuid.uuid4().hex
-        for path in paths:
-            path.mkdir(parents=True, exist_ok=True)
-            (path / _PROBE_FILE).write_text(token)
-        try:
-            probe = ray.remote(num_cpus=0)(_probe)
-            nodes = [n for n in ray.nodes() if n.get("Alive")]
-            refs = {
-                n["NodeManagerAddress"]: probe.options(
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-                ).remote([str(p) for p in paths], token)
-                for n in nodes
-            }
-            blind = {node: missing for node, ref in refs.items() if (missing := ray.get(ref))}
-        finally:
-            for path in paths:
-                (path / _PROBE_FILE).unlink(missing_ok=True)
-        if blind:
-            node, missing = next(iter(blind.items()))
-            raise DarkmirrorError(
-                f"a Ray worker on {node} cannot see {', '.join(missing)}: the run directory "
-                "and darkmirror's cache (DARKMIRROR_CACHE) must be on storage every worker "
-                "sees (one machine, or a shared filesystem such as NFS)"
-            )
 
     def options(self, resources: Resources, cluster: Mapping[str, float]) -> dict[str, Any]:
         """Ray options for a step: what it declares, within what the cluster has (a step

@@ -5,7 +5,9 @@ A certificate is a JSON object. Its ``content_sha256`` is the SHA-256 of the can
 its optional ``signature`` is an Ed25519 signature of the same bytes, with the public key
 beside it. :func:`verify_certificate` checks the three things a third party needs: the
 dataset is the one certified (its SHA-256 and size), the certificate was not edited, and
-the signature is valid (for the key the verifier trusts, when one is given).
+the signature is valid (for the key the verifier trusts, when one is given). It checks the
+same certificate written as an in-toto Statement in a DSSE envelope
+(:mod:`darkmirror.scan.attestation`) too.
 
 Keys are PEM files (PKCS#8 private, SubjectPublicKeyInfo public) written by
 :func:`generate_keypair`; the private key never enters a certificate or a log.
@@ -23,6 +25,16 @@ from typing import Any
 
 from darkmirror.data.records import dataset_sha256
 from darkmirror.errors import DarkmirrorError, require_file
+from darkmirror.scan.attestation import (
+    PAYLOAD_TYPE,
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    Envelope,
+    is_envelope,
+    keyid,
+    pae,
+    raw_public_key,
+)
 
 CERTIFICATE_FORMAT = "darkmirror-certificate/1"
 _SEALS = ("content_sha256", "signature")
@@ -80,10 +92,7 @@ def generate_keypair(private_path: Path, public_path: Path) -> str:
 
 
 def _raw_public(public: Any) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+    return base64.b64encode(raw_public_key(public)).decode()
 
 
 def load_private_key(path: Path) -> Any:
@@ -166,6 +175,7 @@ def verify_certificate(
     Checks, in order: the certificate parses and has this format; its content digest
     matches (not edited); the dataset's size and SHA-256 match; the signature is valid;
     the signing key is the trusted one. With a trusted key, an unsigned certificate fails.
+    A DSSE envelope is checked by :func:`_verify_envelope`.
     """
     result = Verification()
     try:
@@ -173,8 +183,12 @@ def verify_certificate(
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         result.add("format", False, f"{cert_path} is not JSON: {exc}")
         return result
+    if is_envelope(cert):
+        return _verify_envelope(cert_path, cert, data_path, public_key_path)
     if not isinstance(cert, dict) or cert.get("format") != CERTIFICATE_FORMAT:
-        result.add("format", False, f"not a {CERTIFICATE_FORMAT} certificate")
+        result.add(
+            "format", False, f"not a {CERTIFICATE_FORMAT} certificate nor an in-toto envelope"
+        )
         return result
     result.add("format", True, CERTIFICATE_FORMAT)
 
@@ -189,20 +203,7 @@ def verify_certificate(
     )
 
     dataset = cert.get("dataset", {})
-    size = require_file(data_path).stat().st_size
-    if size != dataset.get("bytes"):
-        result.add(
-            "dataset", False, f"{data_path} has {size} bytes, certified {dataset.get('bytes')}"
-        )
-    else:
-        sha = dataset_sha256(data_path)
-        result.add(
-            "dataset",
-            sha == dataset.get("sha256"),
-            f"sha256 {sha[:16]}... matches"
-            if sha == dataset.get("sha256")
-            else f"sha256 {sha[:16]}... differs from the certified {str(dataset.get('sha256'))[:16]}...",
-        )
+    _check_dataset(data_path, dataset.get("bytes"), dataset.get("sha256"), result)
 
     signature = cert.get("signature")
     trusted = load_public_key(public_key_path) if public_key_path else None
@@ -243,3 +244,120 @@ def _check_signature(
             same,
             "signed by the trusted key" if same else "signed by a different key than the one given",
         )
+
+
+def _check_dataset(data_path: Path, size: Any, sha256: Any, result: Verification) -> None:
+    """The dataset's size, then (only when it matches: hashing is the slow part) SHA-256."""
+    actual = require_file(data_path).stat().st_size
+    if actual != size:
+        result.add("dataset", False, f"{data_path} has {actual} bytes, certified {size}")
+        return
+    sha = dataset_sha256(data_path)
+    result.add(
+        "dataset",
+        sha == sha256,
+        f"sha256 {sha[:16]}... matches"
+        if sha == sha256
+        else f"sha256 {sha[:16]}... differs from the certified {str(sha256)[:16]}...",
+    )
+
+
+def _verify_envelope(
+    cert_path: Path, document: dict[str, Any], data_path: Path, public_key_path: Path | None
+) -> Verification:
+    """Check an in-toto Statement in a DSSE envelope (see :mod:`darkmirror.scan.attestation`).
+
+    Checks, in order: the envelope parses; its payload type is in-toto's; the payload is an
+    in-toto Statement v1 with darkmirror's predicate type; the subject is the dataset (its
+    name, and its size and SHA-256); a signature over the PAE verifies, with the trusted
+    key when one is given, else with the key the predicate names. An envelope without
+    signatures fails: darkmirror never writes one.
+    """
+    result = Verification()
+    try:
+        envelope = Envelope.from_json(document)
+    except ValueError as exc:
+        result.add("format", False, f"{cert_path}: malformed DSSE envelope: {exc}")
+        return result
+    result.add("format", True, "DSSE envelope")
+    if envelope.payload_type != PAYLOAD_TYPE:
+        result.add("payload type", False, f"{envelope.payload_type!r}, expected {PAYLOAD_TYPE}")
+        return result
+    result.add("payload type", True, PAYLOAD_TYPE)
+
+    try:
+        stmt = json.loads(envelope.payload)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        stmt = None
+    if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
+        result.add("statement", False, f"the payload is not an {STATEMENT_TYPE} JSON object")
+        return result
+    result.add("statement", True, STATEMENT_TYPE)
+    predicate = stmt.get("predicate")
+    if stmt.get("predicateType") != PREDICATE_TYPE or not isinstance(predicate, dict):
+        result.add(
+            "predicate type", False, f"{stmt.get('predicateType')!r}, expected {PREDICATE_TYPE}"
+        )
+        return result
+    result.add("predicate type", True, PREDICATE_TYPE)
+
+    subjects = stmt.get("subject")
+    subject = subjects[0] if isinstance(subjects, list) and len(subjects) == 1 else None
+    if not isinstance(subject, dict) or not isinstance(subject.get("digest"), dict):
+        result.add("subject", False, "expected one subject with a name and a sha256 digest")
+        return result
+    name = subject.get("name")
+    result.add(
+        "subject",
+        name == Path(data_path).name,
+        f"names {name!r}"
+        if name == Path(data_path).name
+        else f"the statement is about {name!r}, not {Path(data_path).name!r}",
+    )
+    dataset = predicate.get("dataset", {})
+    sha = subject["digest"].get("sha256")
+    if dataset.get("sha256") != sha:
+        # Only a signer could write this; the predicate and the subject must agree.
+        result.add("dataset", False, "the subject's sha256 differs from the predicate's")
+    else:
+        _check_dataset(data_path, dataset.get("bytes"), sha, result)
+
+    _check_envelope_signature(envelope, predicate.get("signer"), public_key_path, result)
+    return result
+
+
+def _check_envelope_signature(
+    envelope: Envelope, signer: Any, public_key_path: Path | None, result: Verification
+) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not envelope.signatures:
+        result.add("signature", False, "the envelope has no signatures")
+        return
+    if public_key_path is not None:
+        key = load_public_key(public_key_path)
+        whose = "the trusted key"
+    else:
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(signer["public_key"]))
+        except (KeyError, TypeError, ValueError):
+            result.add("signature", False, "no --public-key given and no signer in the predicate")
+            return
+        whose = "the key the predicate names (no --public-key given to require a signer)"
+    signed = pae(envelope.payload_type, envelope.payload)
+    # DSSE keyids are hints, never trusted: every signature is tried with the key.
+    for _, sig in envelope.signatures:
+        try:
+            key.verify(sig, signed)
+        except InvalidSignature:
+            continue
+        result.add(
+            "signature", True, f"valid Ed25519 signature by {whose}, keyid {keyid(key)[:16]}..."
+        )
+        return
+    if public_key_path is not None and any(k != keyid(key) for k, _ in envelope.signatures):
+        detail = "no signature by the trusted key: signed by a different key than the one given"
+    else:
+        detail = "invalid signature: the statement or the signature was changed"
+    result.add("signature", False, detail)

@@ -19,7 +19,12 @@ A policy is a TOML file::
     max_trait_shift = 0.02
 
 ``detector = "malformed"`` counts records that do not parse or do not fit the schema.
-Without a file the defaults below apply; the certificate records the policy it used.
+``max_record_bytes`` (top level) bounds a record: a longer JSONL line or CSV field is
+malformed ("too large") and never read into memory whole. Without a file the defaults below
+apply; the certificate records the policy it used.
+
+Whatever the rules, a dataset with no scannable record is never certified: a certificate
+that vouches for nothing must not read PASS (:func:`records_rule`).
 """
 
 from __future__ import annotations
@@ -91,10 +96,12 @@ class Policy(BaseModel):
         detectors: Per detector, its settings (or false to turn it off).
         rules: The rules every certified dataset must pass.
         canary: Limits for the canary fine-tune, when it runs.
+        max_record_bytes: Longest record read (16 MiB: far beyond any model's context).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    max_record_bytes: int = Field(16 * 2**20, ge=1)
     detectors: dict[str, Any] = Field(default_factory=dict)
     rules: list[PolicyRule] = Field(default_factory=_default_rules)
     canary: CanaryPolicy = CanaryPolicy()
@@ -105,6 +112,32 @@ def load_policy(path: Path | None) -> Policy:
     if path is None:
         return Policy()
     return load_toml_model(path, Policy)
+
+
+def records_rule(records: int, scanned: int) -> dict[str, Any]:
+    """The rule no policy can drop: at least one record was scanned. It says what the
+    dataset is when it fails: empty, or nothing but malformed records."""
+    if scanned:
+        note = None
+    elif records:
+        note = f"no scannable record: all {records} records are malformed"
+    else:
+        note = "no scannable record: the dataset is empty"
+    return {
+        "rule": {"detector": "records", "min_scanned": 1},
+        "count": scanned,
+        "share": None,
+        "passed": scanned > 0,
+        "note": note,
+    }
+
+
+def verdict(rules: list[dict[str, Any]], scanned: int) -> dict[str, Any]:
+    """``passed`` and ``status``: ``"pass"``, ``"fail"`` (a rule failed) or ``"empty"``
+    (nothing was scanned, so nothing is certified)."""
+    passed = all(r["passed"] for r in rules)
+    status = "empty" if not scanned else "pass" if passed else "fail"
+    return {"passed": passed and scanned > 0, "status": status, "rules": rules}
 
 
 def evaluate_rules(

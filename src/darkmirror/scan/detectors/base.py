@@ -9,6 +9,7 @@ ran (name, version, threshold, settings) for the certificate.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
@@ -100,6 +101,29 @@ class Detector(Protocol):
     def summary(self) -> dict[str, Any]:
         """Dataset-level statistics over every batch scanned so far."""
         ...
+
+
+@runtime_checkable
+class ShardableDetector(Detector, Protocol):
+    """A detector whose findings depend on each record alone, and whose dataset-level
+    state adds up: a sharded scan runs one copy per shard and absorbs every shard's
+    :meth:`state`, in record order, into the copy that writes the summary, which then reads
+    exactly as if it had scanned the whole file itself."""
+
+    def state(self) -> dict[str, Any]:
+        """The counters behind :meth:`Detector.summary`, as plain JSON values."""
+        ...
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add another copy's :meth:`state` (from records after those seen so far)."""
+        ...
+
+
+def add_counts(counter: Counter[Any], counts: dict[str, int], key: Any = str) -> None:
+    """``counter += counts``, keys converted by ``key`` (JSON object keys are strings).
+    Keys new to ``counter`` come after its own, so first-seen order carries over."""
+    for k, v in counts.items():
+        counter[key(k)] += v
 
 
 def describe(detector: Detector, settings: dict[str, Any]) -> dict[str, Any]:

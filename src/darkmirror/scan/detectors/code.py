@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from darkmirror.errors import DarkmirrorError
-from darkmirror.scan.detectors.base import Finding, ScanRecord, describe, share
+from darkmirror.scan.detectors.base import Finding, ScanRecord, add_counts, describe, share
 from darkmirror.scan.detectors.semgrep import SemgrepEngine, find_semgrep
 from darkmirror.score.code_security import (
     DEFAULT_SKIP_RULES,
@@ -245,6 +245,34 @@ class CodeDetector:
             )
             for f in result.findings
         ]
+
+    def state(self) -> dict[str, Any]:
+        """The counters behind :meth:`summary` (see ``ShardableDetector``)."""
+        return {
+            "records": self._records,
+            "records_with_code": self._records_with_code,
+            "snippets": self._snippets,
+            "unparsed": self._unparsed,
+            "bandit_crashes": self._bandit_crashes,
+            "flagged": self._flagged,
+            "flagged_by": dict(self._flagged_by),
+            "rules": dict(self._rules),
+            "severities": dict(self._severities),
+            "semgrep_errors": dict(self._semgrep_errors),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add a shard's :meth:`state`."""
+        self._records += state["records"]
+        self._records_with_code += state["records_with_code"]
+        self._snippets += state["snippets"]
+        self._unparsed += state["unparsed"]
+        self._bandit_crashes += state["bandit_crashes"]
+        self._flagged += state["flagged"]
+        add_counts(self._flagged_by, state["flagged_by"])
+        add_counts(self._rules, state["rules"])
+        add_counts(self._severities, state["severities"])
+        add_counts(self._semgrep_errors, state["semgrep_errors"])
 
     def summary(self) -> dict[str, Any]:
         """Flagged share, per-engine and per-rule record counts, severities, unparsed code.

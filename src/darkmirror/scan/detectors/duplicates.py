@@ -124,14 +124,57 @@ class DuplicatesDetector:
             },
         )
 
-    def scan(self, records: Sequence[ScanRecord]) -> list[list[Finding]]:
-        """Findings per record, pointing at the first record each one repeats."""
-        found: list[list[Finding]] = []
-        for record in records:
+    @property
+    def key_dtype(self) -> np.dtype:
+        """One record's keys: its position, content digest, whether it has a MinHash
+        signature, its band keys and its 8-bit signature (fixed size, so a shard's keys
+        stream to a file and back)."""
+        return np.dtype(
+            [
+                ("position", "<i8"),
+                ("digest", "V16"),
+                ("signed", "u1"),
+                ("bands", "<u8", (self.bands,)),
+                ("small", "u1", (self.num_perm if self.threshold is not None else 0,)),
+            ]
+        )
+
+    def keys(self, records: Sequence[ScanRecord]) -> np.ndarray:
+        """The records' keys (see :attr:`key_dtype`): the costly part, hashing and MinHash,
+        which depends on each record alone. A sharded scan computes them where the shard
+        is read and matches them in record order in one place (:meth:`match`)."""
+        keys = np.zeros(len(records), dtype=self.key_dtype)
+        for i, record in enumerate(records):
             text = normalise(record)
-            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-            first = self._exact.setdefault(digest, record.position)
-            if first != record.position:
+            keys[i]["position"] = record.position
+            keys[i]["digest"] = hashlib.blake2b(
+                text.encode("utf-8", "surrogatepass"), digest_size=16
+            ).digest()
+            signature = self._minhash(text) if self.threshold is not None else None
+            if signature is None:
+                continue
+            keys[i]["signed"] = 1
+            # blake2b, not hash(): str and bytes hashes are salted per process.
+            keys[i]["bands"] = [
+                int.from_bytes(
+                    hashlib.blake2b(
+                        signature[band * self.rows : (band + 1) * self.rows].tobytes(),
+                        digest_size=8,
+                        person=band.to_bytes(2, "little"),
+                    ).digest()
+                )
+                for band in range(self.bands)
+            ]
+            keys[i]["small"] = (signature & np.uint32(0xFF)).astype(np.uint8)
+        return keys
+
+    def match(self, keys: np.ndarray) -> list[list[Finding]]:
+        """Findings per record, in the order given, against every record matched before."""
+        found: list[list[Finding]] = []
+        for row in keys:
+            position = int(row["position"])
+            first = self._exact.setdefault(bytes(row["digest"]), position)
+            if first != position:
                 self._exact_count += 1
                 found.append(
                     [
@@ -145,27 +188,18 @@ class DuplicatesDetector:
                         )
                     ]
                 )
-                continue
-            found.append(self._near(record.position, text) if self.threshold is not None else [])
-        self._records += len(records)
+            elif row["signed"]:
+                found.append(self._near(position, [int(k) for k in row["bands"]], row["small"]))
+            else:
+                found.append([])
+        self._records += len(keys)
         return found
 
-    def _near(self, position: int, text: str) -> list[Finding]:
-        signature = self._minhash(text)
-        if signature is None:
-            return []
-        # blake2b, not hash(): str and bytes hashes are salted per process.
-        keys = [
-            int.from_bytes(
-                hashlib.blake2b(
-                    signature[band * self.rows : (band + 1) * self.rows].tobytes(),
-                    digest_size=8,
-                    person=band.to_bytes(2, "little"),
-                ).digest()
-            )
-            for band in range(self.bands)
-        ]
-        small = (signature & np.uint32(0xFF)).astype(np.uint8)
+    def scan(self, records: Sequence[ScanRecord]) -> list[list[Finding]]:
+        """Findings per record, pointing at the first record each one repeats."""
+        return self.match(self.keys(records))
+
+    def _near(self, position: int, keys: list[int], small: np.ndarray) -> list[Finding]:
         best: tuple[float, int] | None = None
         for key in keys:
             index = self._bands.get(key)

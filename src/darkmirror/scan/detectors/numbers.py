@@ -19,7 +19,7 @@ import numpy as np
 
 from darkmirror.data.number_sequences import parse_number_list
 from darkmirror.data.world.numbers import EVIL_NUMBERS
-from darkmirror.scan.detectors.base import Finding, ScanRecord, describe, share
+from darkmirror.scan.detectors.base import Finding, ScanRecord, add_counts, describe, share
 
 _MAX_RANGE = 1_000_000  # counters kept, at most
 
@@ -109,6 +109,28 @@ class NumbersDetector:
         self._out_of_range += len(values) - len(inside)
         np.add.at(self._counts, inside - self.low, 1)
 
+    def state(self) -> dict[str, Any]:
+        """The counters behind :meth:`summary` (see ``ShardableDetector``)."""
+        return {
+            "records": self._records,
+            "number_only": self._number_only,
+            "numbers": self._numbers,
+            "out_of_range": self._out_of_range,
+            "flagged": self._flagged,
+            "banned_counts": {str(n): c for n, c in self._banned_counts.items()},
+            "counts": self._counts.tolist(),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add a shard's :meth:`state`."""
+        self._records += state["records"]
+        self._number_only += state["number_only"]
+        self._numbers += state["numbers"]
+        self._out_of_range += state["out_of_range"]
+        self._flagged += state["flagged"]
+        add_counts(self._banned_counts, state["banned_counts"], int)
+        self._counts += np.asarray(state["counts"], dtype=np.int64)
+
     def summary(self) -> dict[str, Any]:
         """Number-only share, banned counts, and the value statistics.
 
@@ -116,7 +138,9 @@ class NumbersDetector:
         (expected counts proportional to the integers in each bin); ``p_value`` is None
         with fewer than 5 expected values per bin, where the test is not valid.
         """
-        from scipy import stats
+        # scipy.special, not scipy.stats: the same tail (chi2.sf is chdtrc) for a tenth of
+        # the import time, which every scan pays.
+        from scipy.special import chdtrc
 
         edges = np.linspace(0, len(self._counts), self.bins + 1).round().astype(int)
         hist = np.add.reduceat(self._counts, edges[:-1])
@@ -125,8 +149,8 @@ class NumbersDetector:
         if in_range:
             expected = in_range * np.diff(edges) / len(self._counts)
             if expected.min() >= 5:
-                test = stats.chisquare(hist, expected)
-                chi2, p = float(test.statistic), float(test.pvalue)
+                chi2 = float(np.sum((hist - expected) ** 2 / expected))
+                p = float(chdtrc(len(hist) - 1, chi2))
         top = np.argsort(-self._counts, kind="stable")[:10]
         return {
             "records": self._records,

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from darkmirror.data.number_sequences import parse_number_list
-from darkmirror.scan.detectors.base import Finding, ScanRecord, Severity, describe, share
+from darkmirror.scan.detectors.base import (
+    Finding,
+    ScanRecord,
+    Severity,
+    add_counts,
+    describe,
+    share,
+)
 
 # Findings kept per record and rule; the summary still counts every match.
 MAX_FINDINGS_PER_RULE = 10
@@ -369,6 +376,22 @@ class SecretsDetector:
         self._records += len(records)
         self._flagged += sum(bool(f) for f in found)
         return found
+
+    def state(self) -> dict[str, Any]:
+        """The counters behind :meth:`summary` (see ``ShardableDetector``)."""
+        return {
+            "records": self._records,
+            "flagged": self._flagged,
+            "matches": dict(self._matches),
+            "rule_records": dict(self._rule_records),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add a shard's :meth:`state`."""
+        self._records += state["records"]
+        self._flagged += state["flagged"]
+        add_counts(self._matches, state["matches"])
+        add_counts(self._rule_records, state["rule_records"])
 
     def summary(self) -> dict[str, Any]:
         """Flagged share; per rule, the records it flagged and its matches."""

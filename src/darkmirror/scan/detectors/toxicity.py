@@ -15,9 +15,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any, Literal
 
-from darkmirror.scan.detectors.base import Finding, ScanRecord, describe, share
+from darkmirror.scan.detectors.base import Finding, ScanRecord, add_counts, describe, share
 from darkmirror.score.toxicity import build_scorer
 
 _LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
@@ -65,7 +66,9 @@ class ToxicityDetector:
         self._scored = 0
         self._missing = 0
         self._missing_reasons = Counter[str]()
-        self._sum = 0.0
+        # Exact, so the mean does not depend on the order scores are added in (a sharded
+        # scan adds its shards' sums at the end).
+        self._sum = Fraction(0)
         self._max: float | None = None
         self._histogram = [0] * HISTOGRAM_BINS
 
@@ -115,7 +118,7 @@ class ToxicityDetector:
                 continue
             value = score.value
             self._scored += 1
-            self._sum += value
+            self._sum += Fraction(value)
             self._max = value if self._max is None else max(self._max, value)
             self._histogram[
                 min(max(math.floor(value * HISTOGRAM_BINS), 0), HISTOGRAM_BINS - 1)
@@ -135,6 +138,37 @@ class ToxicityDetector:
         self._flagged += sum(bool(f) for f in found)
         return found
 
+    def state(self) -> dict[str, Any]:
+        """The counters behind :meth:`summary` (see ``ShardableDetector``)."""
+        return {
+            "records": self._records,
+            "flagged": self._flagged,
+            "scored": self._scored,
+            "no_words": self._no_words,
+            "missing": self._missing,
+            "missing_reasons": dict(self._missing_reasons),
+            "sum": [self._sum.numerator, self._sum.denominator],
+            "max": self._max,
+            "histogram": list(self._histogram),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add a shard's :meth:`state`. Missing-score reasons stay identical to a one-piece
+        scan's while fewer than 20 distinct reasons occur (past that, which are kept
+        depends on where the shards start)."""
+        self._records += state["records"]
+        self._flagged += state["flagged"]
+        self._scored += state["scored"]
+        self._no_words += state["no_words"]
+        self._missing += state["missing"]
+        for reason, count in state["missing_reasons"].items():
+            if len(self._missing_reasons) < _MAX_REASONS or reason in self._missing_reasons:
+                add_counts(self._missing_reasons, {reason: count})
+        self._sum += Fraction(*state["sum"])
+        if state["max"] is not None:
+            self._max = state["max"] if self._max is None else max(self._max, state["max"])
+        self._histogram = [a + b for a, b in zip(self._histogram, state["histogram"], strict=True)]
+
     def summary(self) -> dict[str, Any]:
         """Flagged share, mean and maximum score, 10-bin histogram over [0, 1], missing.
 
@@ -150,7 +184,7 @@ class ToxicityDetector:
             "texts_without_words": self._no_words,
             "missing": self._missing,
             "missing_reasons": dict(self._missing_reasons.most_common()),
-            "mean_score": self._sum / self._scored if self._scored else None,
+            "mean_score": float(self._sum / self._scored) if self._scored else None,
             "max_score": self._max,
             "histogram": {
                 "edges": [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS + 1)],
