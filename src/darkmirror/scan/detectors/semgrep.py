@@ -33,6 +33,8 @@ from darkmirror.errors import DarkmirrorError
 
 # Semgrep's severities, as darkmirror's.
 SEVERITY = {"ERROR": "high", "WARNING": "medium", "INFO": "low"}
+# libyaml's loader when PyYAML has it: the same documents, read several times faster.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A snippet every engine must flag with this rule, checked once at start-up, so that a
 # certificate never says semgrep ran when it silently matched nothing.
 _SELF_CHECK = ("import os\nos.chmod('report.txt', 0o777)\n", "files.world-writable-permissions")
@@ -66,7 +68,7 @@ def load_rules(files: Sequence[Path]) -> list[dict[str, Any]]:
     seen: dict[str, Path] = {}
     for path in files:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             raise DarkmirrorError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
@@ -125,10 +127,12 @@ class SemgrepBatch:
         matches: Every result, by snippet then line.
         errors: Per-snippet problems semgrep reported (error type -> count), such as a
             snippet it could only partly parse or a rule that timed out on a snippet.
+        version: The version semgrep wrote into its result; None when it wrote none.
     """
 
     matches: list[SemgrepMatch]
     errors: dict[str, int]
+    version: str | None = None
 
 
 class SemgrepEngine:
@@ -175,7 +179,7 @@ class SemgrepEngine:
         # JSON is YAML, so every engine reads it; the anchors are already resolved.
         self._rules_path.write_text(json.dumps({"rules": rules}), encoding="utf-8")
         self._env = self._environment()
-        self.version = self._version()
+        self.version = "unknown"  # the self-check's run reports it
         self._self_check()
 
     def _environment(self) -> dict[str, str]:
@@ -209,7 +213,13 @@ class SemgrepEngine:
 
     def _self_check(self) -> None:
         snippet, rule = _SELF_CHECK
-        found = self.scan([snippet])
+        try:
+            found = self.scan([snippet])
+        except OSError as exc:
+            raise DarkmirrorError(f"semgrep at {self.executable} does not run: {exc}") from None
+        # The version from the check's own result: starting semgrep once more just to ask
+        # (`semgrep --version`) costs as much as the check itself.
+        self.version = found.version or self._version()
         if not any(match.rule == rule for match in found.matches):
             raise DarkmirrorError(
                 f"semgrep {self.version} at {self.executable} did not report {rule} on a "
@@ -339,4 +349,5 @@ class _PendingRun:
                 )
             )
         matches.sort(key=lambda m: (m.snippet, m.line, m.rule))
-        return SemgrepBatch(matches, errors)
+        version = output.get("version")
+        return SemgrepBatch(matches, errors, str(version) if version else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -10,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from darkmirror.errors import DarkmirrorError
 from darkmirror.score.scorer import Score, score_texts, word_ngrams
 from darkmirror.score.toxicity.local_model import DEFAULT_MAX_CHARS
+from darkmirror.score.toxicity.profanity_model import load_profanity_model
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,9 @@ class ProfanityCheckScorer:
     This is an offensive-language classifier (insults, slurs, profanity), not a full
     toxicity model: it misses toxicity phrased in polite words and never reads context.
     Say so next to any number it produces. The package loads its own model, shipped in its
-    wheel; darkmirror unpickles nothing itself.
+    wheel; darkmirror unpickles nothing itself, and scores from the model's arrays, cached
+    by :func:`~darkmirror.score.toxicity.profanity_model.load_profanity_model`, so a
+    process with a warm cache never imports sklearn.
 
     The model is a TF-IDF vectorizer over word unigrams (English stop words dropped, rows
     l2-normalised) followed by 5 linear SVMs, each calibrated with a sigmoid (Platt
@@ -68,66 +69,22 @@ class ProfanityCheckScorer:
     """
 
     def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
-        try:
-            from profanity_check import profanity_check as package
-        except ImportError as exc:
-            raise DarkmirrorError(
-                f"ProfanityCheckScorer needs alt-profanity-check ({exc}): "
-                "pip install alt-profanity-check"
-            ) from None
         self.max_chars = max_chars
-        self._version = importlib.metadata.version("alt-profanity-check")
-        self._vectorizer = package.vectorizer
-        self._model = package.model
-        self._check_model_shape()
-        weights, intercepts = [], []
-        for fold in self._model.calibrated_classifiers_:
-            svm, (calibration,) = fold.estimator, fold.calibrators
-            scale = -float(calibration.a_)  # sklearn's sigmoid is expit(-(a*f + b))
-            weights.append(scale * svm.coef_[0])
-            intercepts.append(scale * float(svm.intercept_[0]) - float(calibration.b_))
-        self._intercept = math.fsum(intercepts) / len(intercepts)
-        beta = np.mean(weights, axis=0)
-        idf = self._vectorizer.idf_
+        # The model's arrays, cached on disk: sklearn is imported only to build the cache.
+        m = self._model = load_profanity_model()
+        self._version = m.version
+        scale = -m.platt_a  # sklearn's sigmoid is expit(-(a*f + b))
+        self._intercept = math.fsum((scale * m.svm_intercept - m.platt_b).tolist()) / len(scale)
+        beta = np.mean(scale[:, None] * m.coef, axis=0)
         # Per vocabulary word: its idf and beta * idf, so a contribution is
         # count * beta_j * idf_j / ||counts * idf||.
-        self._terms: dict[str, tuple[float, float]] = {
-            word: (float(idf[j]), float(beta[j] * idf[j]))
-            for word, j in self._vectorizer.vocabulary_.items()
-        }
-
-    def _check_model_shape(self) -> None:
-        # Exact attribution rests on these facts about the shipped model; a new release
-        # that changes them must fail loudly instead of attributing wrongly.
-        v, m = self._vectorizer, self._model
-        expected = {
-            "analyzer": "word",
-            "ngram_range": (1, 1),
-            "lowercase": True,
-            "norm": "l2",
-            "use_idf": True,
-            "sublinear_tf": False,
-            "binary": False,
-            "strip_accents": None,
-            "token_pattern": r"(?u)\b\w\w+\b",
-            "tokenizer": None,
-            "preprocessor": None,
-        }
-        params = v.get_params()
-        wrong = [k for k, want in expected.items() if params.get(k) != want]
-        folds = getattr(m, "calibrated_classifiers_", [])
-        if (
-            wrong
-            or list(m.classes_) != [0, 1]
-            or not folds
-            or any(f.method != "sigmoid" or len(f.calibrators) != 1 for f in folds)
-            or any(f.estimator.coef_.shape != (1, len(v.vocabulary_)) for f in folds)
-        ):
-            raise DarkmirrorError(
-                f"alt-profanity-check {self._version} ships a model darkmirror does not know "
-                f"(vectorizer settings {wrong or 'as expected'}; expected sigmoid-calibrated "
-                "linear folds); install alt-profanity-check==1.9.1"
+        self._terms: dict[str, tuple[float, float]] = dict(
+            zip(
+                m.terms.tolist(),
+                zip(m.idf.tolist(), (beta * m.idf).tolist(), strict=True),
+                strict=True,
             )
+        )
 
     @property
     def name(self) -> str:
@@ -151,8 +108,8 @@ class ProfanityCheckScorer:
         )
 
     def _probabilities(self, texts: list[str]) -> np.ndarray:
-        # The package's own predict_prob computes the same numbers with a slower per-row loop.
-        return self._model.predict_proba(self._vectorizer.transform(texts))[:, 1]
+        # What the package's predict_prob computes through sklearn (a test holds them equal).
+        return self._model.probabilities(texts)
 
     def explain(self, text: str) -> LogOddsExplanation:
         """Split a text's mean calibrated log-odds exactly into word contributions.
