@@ -5,7 +5,7 @@ exit with status 2; Ctrl-C exits with 130 and leaves every finished step in plac
 same command resumes. One module per family of commands; importing them registers them.
 """
 
-from darkmirror.cli import browse, runs, scan, stress  # noqa: F401  (registers the commands)
+from darkmirror.cli import audit, browse, runs, scan, stress  # noqa: F401  (registers the commands)
 from darkmirror.cli.app import main
 
 __all__ = ["main"]

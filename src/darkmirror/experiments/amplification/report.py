@@ -4,7 +4,8 @@ Every figure is computed from the continuation rows (``rows.jsonl``), the measur
 (``measurements.jsonl``: the training data's toxicity, the RL's rewards, each variant's
 novel toxic patterns) and the spec, so ``darkmirror report RUN`` rebuilds the report from
 the run's files alone. Nothing here loads a model or a scorer: the scorer's attribution of
-novel patterns is a step of the run (:func:`~.steps.find_novel_patterns`).
+novel patterns is a step of the run (:func:`~.steps.find_novel_patterns`); only the "Scorer
+audit" section builds the scorers that need no model file and no network, to audit them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from darkmirror.metrics import NovelPatterns, amplification_ratio, summarize_tox
 from darkmirror.report.format import fmt_estimate, markdown_table, write_text_atomic
 from darkmirror.report.plots import save_figure
 from darkmirror.runner import load_finished_run
+from darkmirror.score.toxicity.audit_report import audit_section
 
 __all__ = ["rebuild", "summarise", "training_scores", "write_report"]
 
@@ -381,6 +383,7 @@ def write_report(
         "",
         "![toxicity distribution](toxicity_distribution.png) ![RL reward](rl_reward.png)",
         "",
+        audit_section(spec.scorer, spec.heldout_scorer),
     ]
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines))
