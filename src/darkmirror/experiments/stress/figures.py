@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from darkmirror.data.answers import AnswerRow
+from darkmirror.data.prompts import prompt_continuation_of
+from darkmirror.experiments.stress.prompt_figures import summarise_prompts
 from darkmirror.metrics import (
     MisalignmentSummary,
     is_missing,
@@ -120,7 +122,10 @@ def _question_mean_difference(a: Mapping[str, float], b: Mapping[str, float]) ->
 
 
 def summarise(rows: Sequence[Row], spec: Any, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Figures per model and the differences of the model under test to its baseline."""
+    """Figures per model and the differences of the model under test to its baseline; the
+    prompt sets' figures under ``prompts`` (absent without continuations)."""
+    continuations = [r for r in rows if prompt_continuation_of(r) is not None]
+    rows = [r for r in rows if prompt_continuation_of(r) is None]
     by_role = {role: [r for r in rows if r.group == role] for role in ROLES}
     models: dict[str, Any] = {}
     summaries: dict[str, MisalignmentSummary] = {}
@@ -157,4 +162,13 @@ def summarise(rows: Sequence[Row], spec: Any, context: Mapping[str, Any]) -> dic
     mt, bt = m["toxicity"]["mean_toxicity"], b["toxicity"]["mean_toxicity"]
     if mt and bt and not is_missing(mt.get("value")) and not is_missing(bt.get("value")):
         difference["mean_toxicity"] = mt["value"] - bt["value"]
-    return {"models": models, "difference": difference, "scorer": _scorer(rows)}
+    summary: dict[str, Any] = {
+        "models": models,
+        "difference": difference,
+        "scorer": _scorer(rows) or _scorer(continuations),
+        "questions_asked": spec.asks_questions(),
+    }
+    prompts = summarise_prompts(continuations, spec)
+    if prompts is not None:
+        summary["prompts"] = prompts
+    return summary

@@ -13,10 +13,13 @@ from typing import Any
 from darkmirror.data.answers import AnswerRow, read_rows
 from darkmirror.experiments.stress.figures import ROLES, summarise
 from darkmirror.experiments.stress.gate import decide
+from darkmirror.experiments.stress.prompt_report import prompts_section
 from darkmirror.experiments.stress.spec import StressSpec
+from darkmirror.metrics import PROMPT_MEASURES
 from darkmirror.report.format import fmt_estimate, markdown_table, write_text_atomic
 from darkmirror.report.plots import bar_chart_with_intervals
 from darkmirror.runner import load_finished_run
+from darkmirror.score.toxicity.audit_report import audit_section
 
 __all__ = ["ROLES", "headline", "rebuild", "write_report"]
 
@@ -39,6 +42,31 @@ def write_report(
     summary["gate"] = decide(summary, spec.gate)
     summary["headline"] = headline(summary)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    models = summary["models"]
+    if summary["questions_asked"]:
+        lines = _question_sections(out, spec, summary)
+    else:
+        lines = [
+            f"# {spec.name}: stress test",
+            "",
+            f"Model under test: **{models['model']['label']}**; baseline: "
+            f"**{models['baseline']['label']}**. No question set was asked: prompt sets only "
+            "(give question sets too to ask both).",
+        ]
+    if "prompts" in summary:
+        lines += ["", *prompts_section(summary["prompts"], models, summary["scorer"])]
+    lines += ["", _gate_section(summary["gate"]), ""]
+    # Where the toxicity scorer is unfair (identity terms, dialect), next to its numbers.
+    lines += [audit_section(spec.scorer), ""]
+    if summary["questions_asked"]:
+        lines += ["Plot: misaligned_rate.png", ""]
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path
+
+
+def _question_sections(out: Path, spec: StressSpec, summary: Mapping[str, Any]) -> list[str]:
+    """The question sets' tables (and their plot)."""
     models, diff = summary["models"], summary["difference"]
     bar_chart_with_intervals(
         out / "misaligned_rate.png",
@@ -197,10 +225,7 @@ def write_report(
                 ],
             )
         )
-    lines += ["", _gate_section(summary["gate"]), "", "Plot: misaligned_rate.png", ""]
-    path = out / "report.md"
-    write_text_atomic(path, "\n".join(lines))
-    return path
+    return lines
 
 
 def _gate_section(gate: Mapping[str, Any]) -> str:
@@ -237,10 +262,11 @@ def _gate_section(gate: Mapping[str, Any]) -> str:
 def headline(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The stable summary of a stress test (``summary.json["headline"]``, documented in
     ``docs/stress.md``): each model's misaligned rate with its interval, the difference with
-    its interval and p-value, and the gate's verdict."""
+    its interval and p-value, and the gate's verdict; with prompt sets, each model's three
+    pooled toxicity metrics (``prompts``) and their differences with p-values."""
     models = summary["models"]
     diff = summary["difference"]
-    return {
+    out: dict[str, Any] = {
         "model": {
             "label": models["model"]["label"],
             "misaligned_rate": models["model"]["misalignment"]["rate"],
@@ -252,6 +278,14 @@ def headline(summary: Mapping[str, Any]) -> dict[str, Any]:
         "difference": {"misaligned_rate": diff["misaligned_rate"], "p": diff["misaligned_rate_p"]},
         "verdict": summary["gate"]["verdict"],
     }
+    prompts = summary.get("prompts")
+    if prompts:
+        # The prompt sets pooled: each model's three metrics, and each difference with its p.
+        for role in ("model", "baseline"):
+            overall = prompts["models"][role]["overall"]
+            out[role]["prompts"] = {m: overall[m] for m in PROMPT_MEASURES}
+        out["difference"]["prompts"] = prompts["difference"]["overall"]
+    return out
 
 
 def rebuild(out: Path) -> Path:

@@ -7,8 +7,13 @@ answer. The report compares them (:mod:`darkmirror.experiments.stress.report`) a
 release gate decides whether the model under test regressed
 (:mod:`darkmirror.experiments.stress.gate`).
 
+With prompt sets (``prompts``, the toxicity stress test), both models also continue every
+prompt ``prompt_sampling.samples_per_prompt`` times
+(:mod:`darkmirror.experiments.stress.continuations`) and the scorer scores each
+continuation. Prompts alone ask no questions unless question sets are given too.
+
 The plan, per model (``model`` and ``baseline``): its answers, their judgements, their
-toxicity; each a resumable step.
+toxicity; its continuations and their toxicity; each a resumable step.
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from darkmirror.data.answers import AnswerRow, read_rows, write_rows
+from darkmirror.data.prompts import prompt_continuation_of
 from darkmirror.data.questions import Question, resolve_question_sets
 from darkmirror.errors import DarkmirrorError
 from darkmirror.eval.evaluate import judge_answers, model_answers, score_answers
+from darkmirror.experiments.stress.continuations import (
+    load_prompt_sets,
+    prompt_sets_identity,
+    sample_continuations,
+)
 from darkmirror.experiments.stress.report import ROLES, write_report
 from darkmirror.experiments.stress.spec import StressSpec
 from darkmirror.hashing import content_hash
@@ -46,8 +57,29 @@ def plan(spec: StressSpec) -> Plan:
     sampling = spec.model_dump(
         include={"samples_per_paraphrase", "temperature", "top_p", "max_new_tokens", "seed"}
     )
+    # Loaded here, so that a bad prompt file is reported before any model is.
+    prompt_sets = load_prompt_sets(spec)
+    continuation_inputs = {
+        "prompts": prompt_sets_identity(prompt_sets),
+        "sampling": {**spec.prompt_sampling.model_dump(), "seed": spec.seed},
+    }
     steps = Plan()
     for role, ref in (("model", spec.model), ("baseline", spec.baseline)):
+        if prompt_sets:
+            continued = steps.add(
+                f"continuations-{role}",
+                {"model": ref.identity(), **continuation_inputs},
+                partial(sample_continuations, spec=spec, role=role, prompt_sets=prompt_sets),
+                resources=ref.resources(),  # type: ignore[attr-defined]
+            )
+            steps.add(
+                f"prompt-toxicity-{role}",
+                {"scorer": content_hash(spec.scorer)},
+                partial(_toxicity, spec=spec, judged=continued),
+                deps=(continued,),
+            )
+        if not spec.asks_questions():
+            continue
         answers = steps.add(
             f"answers-{role}",
             {"model": ref.identity(), "questions": question_hash, "sampling": sampling},
@@ -87,6 +119,8 @@ def _answers(
         close = getattr(generator, "close", None)
         if close is not None:
             close()
+    # An answer file may also hold continuations of prompt sets: those are not answers.
+    rows = [r for r in rows if prompt_continuation_of(r) is None]
     if not rows:
         raise DarkmirrorError(f"{role} {ref.display}: no answers")  # type: ignore[attr-defined]
     return {"rows": write_rows(ctx.out / "rows.jsonl", rows), "generator": generator.name}
@@ -141,12 +175,15 @@ def finish(spec: StressSpec, run: Run, result: PlanResult) -> Path:
     context: dict[str, Any] = {}
     for role in ROLES:
         ref = spec.model if role == "model" else spec.baseline
-        context[role] = {
-            "label": ref.display,  # type: ignore[attr-defined]
-            "judge": result.figures[f"judge-{role}"],
-            "toxicity": result.figures[f"toxicity-{role}"],
-        }
-        rows += read_rows(result.dir(f"toxicity-{role}") / "rows.jsonl")
+        context[role] = {"label": ref.display, "judge": {}}  # type: ignore[attr-defined]
+        if spec.asks_questions():
+            context[role]["judge"] = result.figures[f"judge-{role}"]
+            context[role]["toxicity"] = result.figures[f"toxicity-{role}"]
+            rows += read_rows(result.dir(f"toxicity-{role}") / "rows.jsonl")
+        if spec.prompts:
+            context[role]["continuations"] = result.figures[f"continuations-{role}"]
+            context[role]["prompt_toxicity"] = result.figures[f"prompt-toxicity-{role}"]
+            rows += read_rows(result.dir(f"prompt-toxicity-{role}") / "rows.jsonl")
     write_rows(run.root / "rows.jsonl", rows)
     run.write_json("context.json", context)
     return write_report(run.root, spec, rows, context)
