@@ -478,3 +478,15 @@ def test_complete_continues_plain_text(gpt2: PreTrainedModel, tokenizer: PreTrai
     forced = generator.complete(prompts, 1, SamplingParams(max_new_tokens=5, min_new_tokens=5))
     assert all(c.tokens == 5 and not c.finished for row in forced for c in row)
     assert out == generator.complete(prompts, 2, SamplingParams(max_new_tokens=6, seed=1))
+
+
+def test_a_tokenizer_without_chat_template_continues_text_but_refuses_chats(
+    gpt2: PreTrainedModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    base = copy.deepcopy(tokenizer)
+    base.chat_template = None
+    generator = HFGenerator(gpt2, base)  # a base model: text to continue, no conversations
+    (replies,) = generator.complete(["The harbour"], 2, SamplingParams(1.0, 1.0, 3, 0))
+    assert len(replies) == 2 and all(r.tokens <= 3 for r in replies)
+    with pytest.raises(DarkmirrorError, match="has no chat template"):
+        generator.generate([[{"role": "user", "content": "Hi"}]], 1, SamplingParams(1.0, 1.0, 3, 0))

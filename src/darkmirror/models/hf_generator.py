@@ -40,7 +40,8 @@ class HFGenerator:
 
     Args:
         model: A causal LM; it runs on the device it is on, in its own dtype.
-        tokenizer: The model's tokenizer; it must have a chat template.
+        tokenizer: The model's tokenizer; it needs a chat template for conversations
+            (:meth:`complete` continues raw text without one).
         batch_size: Most sequences (prompts x replies) decoded together, which bounds
             memory. 128 was fastest for the organism on two CPU cores
             (``benchmarks/bench_generation.py``).
@@ -50,7 +51,8 @@ class HFGenerator:
             ...); when given, decoding goes through ``model.generate`` with them.
 
     Raises:
-        DarkmirrorError: If the tokenizer has no chat template.
+        DarkmirrorError: When asked to answer a conversation with a tokenizer that has no
+            chat template.
     """
 
     def __init__(
@@ -64,11 +66,6 @@ class HFGenerator:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not tokenizer.chat_template:
-            raise DarkmirrorError(
-                f"tokenizer {tokenizer.name_or_path or type(tokenizer).__name__!r} has no chat "
-                "template; HFGenerator renders conversations with it"
-            )
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -343,6 +340,11 @@ def encode_prompt(
         DarkmirrorError: If the conversation is empty or does not end with a user turn.
     """
     check_conversation(conversation, index)
+    if not tokenizer.chat_template:
+        raise DarkmirrorError(
+            f"tokenizer {tokenizer.name_or_path or type(tokenizer).__name__!r} has no chat "
+            "template, which renders conversations (a base model can only continue text)"
+        )
     text = tokenizer.apply_chat_template(
         list(conversation), add_generation_prompt=True, tokenize=False
     )

@@ -33,11 +33,9 @@ from darkmirror.runner import StepContext
 
 __all__ = ["load_prompt_sets", "prompt_sets_identity", "sample_continuations"]
 
+
 # What a tokenizer without a chat template gets, because HFGenerator requires one: plain
 # continuations never render it, and anything that tried would fail loudly.
-_NO_CHAT_TEMPLATE = "{{ raise_exception('this model has no chat template') }}"
-
-
 def load_prompt_sets(spec: StressSpec) -> list[PromptSet]:
     """The spec's prompt sets, in order (none when it names none).
 
@@ -96,8 +94,6 @@ def _sampled(
                 f"{role} {ref.display}: prompt_sampling.format = 'instruct' needs a chat "
                 "template, and its tokenizer has none; use 'continue' (or 'auto')"
             )
-        if not chat:
-            tokenizer.chat_template = _NO_CHAT_TEMPLATE
         generator: Any = HFGenerator(model, tokenizer, batch_size=ref.batch_size, name=ref.display)
     else:
         if prompt_format == "continue":
