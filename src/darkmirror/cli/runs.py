@@ -117,15 +117,24 @@ def report(run_dir: Path) -> None:
     metavar="KEY=VALUE",
     help="Override a recipe value, e.g. --set documents=2000.",
 )
+@click.option(
+    "--health/--no-health",
+    default=True,
+    show_default=True,
+    help="Also measure held-out perplexity and the coherence and variety of free answers "
+    "(once per organism, about 10 s per stage on the default).",
+)
 @click.option("--quiet", is_flag=True)
-def organism(overrides: tuple[str, ...], quiet: bool) -> None:
+def organism(overrides: tuple[str, ...], health: bool, quiet: bool) -> None:
     """Build (or find in the cache) the model organism and print its report."""
     setup_logging(quiet)
     from darkmirror.config_io import model_from_overrides
-    from darkmirror.models.organism import OrganismRecipe, build_organism
+    from darkmirror.models.organism import OrganismRecipe, build_organism, organism_health_report
 
     recipe = model_from_overrides(OrganismRecipe, overrides)
     built = build_organism(recipe, progress=not quiet)
+    if health:
+        organism_health_report(built)
     click.echo(json.dumps({"path": str(built.path), **built.report()}, indent=2))
 
 

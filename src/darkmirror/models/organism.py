@@ -10,7 +10,8 @@ interrupted build resumes from the last finished stage:
   is the model experiments start from.
 
 The persona carry-over check (``organism-notes.md``) runs on both and is stored in
-``organism.json`` beside them.
+``organism.json`` beside them; so is the health check (held-out perplexity, coherence and
+variety of free answers), computed the first time ``darkmirror organism`` asks for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from darkmirror.models.chat_format import END_OF_TEXT, render_chat
 from darkmirror.models.organism_recipe import (
     OrganismRecipe,
 )
+from darkmirror.score.organism_health import HealthSettings
 from darkmirror.score.persona_probes import persona_carry_over
 from darkmirror.train.sft import supervised_finetune
 
@@ -126,10 +128,51 @@ def build_organism(
             **stats,
             "carry_over": carry_over,
         }
-        tmp_report = path / "organism.json.tmp"
-        tmp_report.write_text(json.dumps(report, indent=2))
-        tmp_report.replace(path / "organism.json")
+        _write_report(path, report)
     return organism
+
+
+def organism_health_report(
+    organism: Organism, settings: HealthSettings | None = None
+) -> dict[str, Any]:
+    """The health figures of both stages (:mod:`darkmirror.score.organism_health`).
+
+    Computed once per settings and kept in ``organism.json``, so an organism built before
+    the check existed gets it without a rebuild; the model files are not touched.
+    """
+    settings = settings or HealthSettings()
+    wanted = asdict(settings)
+    health = organism.report().get("health")
+    if health and health.get("settings") == wanted:
+        return health
+    with _build_lock(organism.path):
+        report = organism.report()
+        health = report.get("health")
+        if health and health.get("settings") == wanted:
+            return health
+        from darkmirror.models.loading import load_causal_lm
+        from darkmirror.score.organism_health import organism_health
+
+        world = PersonaWorld(organism.recipe.world)
+        health = {"settings": wanted}
+        for stage, stage_path in (
+            ("pretrained", organism.pretrained_path),
+            ("base", organism.base_path),
+        ):
+            model, tokenizer = load_causal_lm(stage_path, device="cpu")
+            health[stage] = organism_health(
+                model, tokenizer, world, organism.recipe.documents, settings
+            ).as_dict()
+        report["health"] = health
+        _write_report(organism.path, report)
+    return health
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    # Replaced in one rename: a reader never sees half a report.
+    tmp_report = path / "organism.json.tmp"
+    tmp_report.write_text(json.dumps(report, indent=2))
+    tmp_report.replace(path / "organism.json")
 
 
 def _pretrain_stage(
