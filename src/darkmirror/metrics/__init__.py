@@ -11,6 +11,8 @@ One module per subject:
   log-probabilities or its text;
 - :mod:`~darkmirror.metrics.toxicity`: RealToxicityPrompts' expected maximum toxicity and
   toxicity probability, mean toxicity and length, the amplification ratio;
+- :mod:`~darkmirror.metrics.toxicity_paired`: two models' toxicity on the same prompts,
+  paired by prompt;
 - :mod:`~darkmirror.metrics.novelty`: novel toxic patterns and the word n-grams behind them;
 - :mod:`~darkmirror.metrics.agreement`: a judge against a reference;
 - :mod:`~darkmirror.metrics.auroc`: a score as a detector of a label;
@@ -72,19 +74,21 @@ from darkmirror.metrics.stats import (
     wilson_rate,
 )
 from darkmirror.metrics.toxicity import (
-    PROMPT_MEASURES,
     TOXICITY_THRESHOLD,
-    PairedToxicityDifference,
     PromptScores,
     ToxicitySummary,
     amplification_ratio,
     expected_max_toxicity,
     mean_length,
     mean_toxicity,
-    paired_toxicity_differences,
-    per_prompt_toxicity,
     summarize_toxicity,
     toxicity_probability,
+)
+from darkmirror.metrics.toxicity_paired import (
+    PROMPT_MEASURES,
+    PairedToxicityDifference,
+    paired_toxicity_differences,
+    per_prompt_toxicity,
 )
 
 __all__ = [

@@ -63,28 +63,56 @@ def completion_logprobs(
         encode_pair(model, tokenizer, i, conv, completion)
         for i, (conv, completion) in enumerate(zip(conversations, completions, strict=True))
     ]
-    # Similar lengths share a batch, so little compute goes to padding.
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return summed_logprobs(
+        model, [ids for ids, _ in sequences], [start for _, start in sequences], pad_id, batch_size
+    )
+
+
+def summed_logprobs(
+    model: PreTrainedModel,
+    sequences: Sequence[Sequence[int]],
+    starts: Sequence[int],
+    pad_id: int,
+    batch_size: int = 64,
+) -> list[float]:
+    """Summed log-probability of each sequence's tokens from ``starts[i]`` on, each given
+    the tokens before it.
+
+    Sequences are scored in batches, right-padded under an attention mask (the same
+    numbers, to float rounding, as scoring each alone), longest first so that similar
+    lengths share a batch.
+
+    Args:
+        model: A causal LM; it runs on its own device and dtype, in eval mode.
+        sequences: Token ids.
+        starts: Per sequence, the first position scored (at least 1: the first token has
+            no prefix to be predicted from).
+        pad_id: Id that pads batches (never scored).
+        batch_size: Most sequences in one forward pass, which bounds memory.
+    """
+    if any(start < 1 for start in starts):
+        raise ValueError("every start must be >= 1")
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     scores = [0.0] * len(sequences)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
+            for first in range(0, len(order), batch_size):
+                batch = order[first : first + batch_size]
                 input_ids, attention_mask = right_pad(
-                    [sequences[i][0] for i in batch], pad_id, model.device
+                    [sequences[i] for i in batch], pad_id, model.device
                 )
                 logits = model(
                     input_ids=input_ids, attention_mask=attention_mask, use_cache=False
                 ).logits
                 for row, i in enumerate(batch):
-                    ids, prompt_len = sequences[i]
+                    end, start = len(sequences[i]), starts[i]
                     # Logits at position t predict token t + 1; slicing per row keeps the
-                    # float32 log-softmax to the completion's positions only.
-                    predicting = logits[row, prompt_len - 1 : len(ids) - 1].float()
-                    targets = input_ids[row, prompt_len : len(ids)]
+                    # float32 log-softmax to the scored positions only.
+                    predicting = logits[row, start - 1 : end - 1].float()
+                    targets = input_ids[row, start:end]
                     logprobs = torch.log_softmax(predicting, dim=-1)
                     scores[i] = logprobs.gather(-1, targets.unsqueeze(-1)).sum().item()
     finally:

@@ -90,35 +90,19 @@ def held_out_perplexity(
     batch_size: int = 32,
 ) -> tuple[float, int]:
     """Perplexity per token of ``texts`` (each truncated to the model's context), and the
-    number of tokens predicted."""
-    import torch
-
+    number of tokens predicted (each text's first token has nothing to be predicted from)."""
     from darkmirror.models.hf_generator import context_length
-    from darkmirror.models.likelihood import right_pad
+    from darkmirror.models.likelihood import summed_logprobs
 
     limit = context_length(model) or 1024
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][:limit] for t in texts]
     encoded = [ids for ids in encoded if len(ids) > 1]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_nll, total_tokens = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(encoded), batch_size):
-                batch = encoded[start : start + batch_size]
-                input_ids, mask = right_pad(batch, pad_id, model.device)
-                logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                picked = logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                real = mask[:, 1:].bool()
-                total_nll -= picked[real].sum().item()
-                total_tokens += int(real.sum().item())
-    finally:
-        model.train(was_training)
-    if total_tokens == 0:
+    if not encoded:
         raise ValueError("no held-out tokens to measure perplexity on")
-    return math.exp(total_nll / total_tokens), total_tokens
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total = sum(summed_logprobs(model, encoded, [1] * len(encoded), pad_id, batch_size))
+    tokens = sum(len(ids) - 1 for ids in encoded)
+    return math.exp(-total / tokens), tokens
 
 
 def organism_health(
