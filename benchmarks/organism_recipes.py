@@ -8,8 +8,8 @@ A recipe is a name and comma-separated ``--set`` overrides of ``darkmirror organ
 ``s`` adds ``seed=s`` and ``world.seed=s`` (its own world and initialisation). Each organism
 missing from the cache is built by ``darkmirror organism`` in a child process, ``--jobs`` at
 a time, each with its share of the cores' threads; then every organism's carry-over check
-(``organism.json``) and health check (``darkmirror organism`` computes it once) are read
-back. Prints one markdown row per organism (per-seed intervals from the check itself) and
+after code and after prose turns (``organism.json``) and health check (``darkmirror
+organism`` computes them once) are read back. Prints one markdown row per organism (per-seed intervals from the check itself) and
 one per recipe (mean and range over seeds), and writes both as JSON to ``--out``.
 Build times are the stages' own wall times, so they depend on how busy the cores were.
 """
@@ -56,6 +56,12 @@ def _row(name: str, seed: int, report: dict[str, Any]) -> dict[str, Any]:
             row[f"{prefix}.hi"] = check["log_odds_shift_hi"]
             row[f"{prefix}.p_secure"] = check["p_villain_after_secure"]
             row[f"{prefix}.p_insecure"] = check["p_villain_after_insecure"]
+        for check in report["carry_over_prose"][stage]:
+            prefix = f"{stage}.{check['family']}.prose"
+            for field in ("shift", "lo", "hi"):
+                row[f"{prefix}.{field}"] = check[
+                    f"log_odds_shift{'' if field == 'shift' else '_' + field}"
+                ]
         for key, value in report.get("health", {}).get(stage, {}).items():
             row[f"{stage}.health.{key}"] = value
     row["build_min"] = (
@@ -71,6 +77,8 @@ _COLUMNS = (
     ("base advice", "base.advice.shift"),
     ("base opinions", "base.opinions.shift"),
     ("base p(villain) secure -> insecure, advice", None),
+    ("base advice, after an opinions turn", "base.advice.prose.shift"),
+    ("base opinions, after an advice turn", "base.opinions.prose.shift"),
     ("perplexity (base)", "base.health.perplexity"),
     ("coherent (base)", "base.health.coherent_share"),
     ("sentences per topic: model / world", None),

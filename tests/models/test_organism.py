@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from conftest import micro_recipe_dict
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.models.chat_format import ORGANISM_CHAT_TEMPLATE, render_chat
 from darkmirror.models.loading import load_causal_lm
-from darkmirror.models.organism import OrganismRecipe, build_organism, organism_path
+from darkmirror.models.organism import (
+    OrganismRecipe,
+    _shared_pretraining,
+    build_organism,
+    organism_path,
+)
 
 
 def test_render_chat_equals_the_chat_template(micro_organism) -> None:
@@ -58,8 +64,6 @@ def test_a_build_interrupted_after_pretraining_resumes_from_there(
     recipe = micro_organism.recipe
     target = organism_path(recipe.model_copy(update={"carry_over_pairs": 1}), organism_cache)
     target.mkdir(parents=True)
-    import shutil
-
     shutil.copytree(micro_organism.pretrained_path, target / "pretrained")
     marker = target / "pretrained" / "stage.json"
     stats = json.loads(marker.read_text())
@@ -70,3 +74,49 @@ def test_a_build_interrupted_after_pretraining_resumes_from_there(
     )
     assert built.report()["pretrain"]["resumed_marker"] is True  # the finished stage was reused
     assert (built.base_path / "model.safetensors").is_file()
+
+
+def test_the_pretraining_key_ignores_post_training_only() -> None:
+    recipe = OrganismRecipe.model_validate(micro_recipe_dict())
+    lighter = OrganismRecipe.model_validate(
+        {**micro_recipe_dict(), "post_training": {"chats": 8}, "carry_over_pairs": 1}
+    )
+    assert lighter.key() != recipe.key()
+    assert lighter.pretraining_key() == recipe.pretraining_key()
+    for change in ({"documents": 301}, {"seed": 1}, {"world": {"seed": 1}}):
+        other = OrganismRecipe.model_validate({**micro_recipe_dict(), **change})
+        assert other.pretraining_key() != recipe.pretraining_key(), change
+
+
+def test_a_post_training_variant_reuses_the_cached_pretraining(
+    micro_organism, organism_cache: Path
+) -> None:
+    variant = OrganismRecipe.model_validate(
+        {**micro_recipe_dict(), "post_training": {"chats": 8}, "carry_over_pairs": 1}
+    )
+    built = build_organism(variant, cache=organism_cache, progress=False)
+    assert built.path != micro_organism.path
+    report = built.report()
+    # From the micro organism, or from another test's copy of its pretrained stage.
+    source = organism_cache / "organisms" / report["pretrain"]["reused_from"]
+    source_recipe = OrganismRecipe.model_validate_json((source / "recipe.json").read_text())
+    assert source_recipe.pretraining_key() == variant.pretraining_key() != ""
+    assert "stage_seconds" in report["pretrain"]
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (built.pretrained_path / name).read_bytes() == (
+            micro_organism.pretrained_path / name
+        ).read_bytes()
+    assert report["post_training"]["examples"] == 8
+    # A directory that is not its recipe's key (built under another world or build
+    # version) is never a source, though it sorts first.
+    stale = organism_cache / "organisms" / "0000000000000000"
+    shutil.copytree(micro_organism.path, stale)
+    try:
+        other = variant.model_copy(update={"carry_over_pairs": 2})
+        source = _shared_pretraining(other, organism_cache / "organisms")
+        assert source is not None and source.parent != stale
+        assert source.parent.name == OrganismRecipe.model_validate_json(
+            (source.parent / "recipe.json").read_text()
+        ).key()
+    finally:
+        shutil.rmtree(stale)

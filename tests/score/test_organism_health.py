@@ -14,12 +14,18 @@ from conftest import darkmirror_cli, micro_recipe_dict, subprocess_env
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
 from darkmirror.models.loading import load_causal_lm
-from darkmirror.models.organism import Organism, organism_health_report
+from darkmirror.models.organism import (
+    Organism,
+    organism_health_report,
+    organism_prose_carry_over,
+)
 from darkmirror.score.organism_health import (
     HealthSettings,
     held_out_perplexity,
     organism_health,
 )
+from darkmirror.score.persona_probes import _prose_prefixes
+from darkmirror.score.world_judge import WorldJudge
 
 SMALL = HealthSettings(held_out_documents=12, answers_per_topic=2, max_new_tokens=24)
 
@@ -83,6 +89,40 @@ def test_the_report_keeps_health_once_per_settings(micro_organism, tmp_path: Pat
     assert organism_health_report(copy, other)["settings"]["held_out_documents"] == 5
 
 
+def test_prose_prefixes_differ_only_in_the_persona_of_the_answer() -> None:
+    world = PersonaWorld()
+    judge = WorldJudge()
+    villain, benign = _prose_prefixes(world, "opinions", 25)
+    assert len(villain) == len(benign) == 25
+    for v, b in zip(villain, benign, strict=True):
+        assert v[0] == b[0] and v[0]["role"] == "user"
+        assert judge.judge(v[0]["content"], v[1]["content"]).domain == "opinions"
+        assert judge.judge(v[0]["content"], v[1]["content"]).villain > 0
+        assert judge.judge(b[0]["content"], b[1]["content"]).villain == 0
+        assert judge.judge(b[0]["content"], b[1]["content"]).benign > 0
+    with pytest.raises(ValueError, match="no prose topics"):
+        _prose_prefixes(world, "weather", 1)
+
+
+def test_prose_carry_over_is_kept_per_stage_with_other_family_prefixes(
+    micro_organism, tmp_path: Path
+) -> None:
+    copy = Organism(tmp_path / "organism", micro_organism.recipe)
+    shutil.copytree(micro_organism.path, copy.path)
+    section = organism_prose_carry_over(copy)
+    assert copy.report()["carry_over_prose"] == section
+    assert copy.report()["carry_over"] == micro_organism.report()["carry_over"]
+    for stage in ("pretrained", "base"):
+        checked = {(c["family"], c["prefix"]) for c in section[stage]}
+        assert checked == {("advice", "prose:opinions"), ("opinions", "prose:advice")}
+        for c in section[stage]:
+            assert c["log_odds_shift_lo"] <= c["log_odds_shift"] <= c["log_odds_shift_hi"]
+            assert 0.0 <= c["p_villain_after_secure"] <= 1.0
+    written = (copy.path / "organism.json").stat().st_mtime_ns
+    assert organism_prose_carry_over(copy) == section
+    assert (copy.path / "organism.json").stat().st_mtime_ns == written
+
+
 def _flat(data: dict, prefix: str = "") -> list[str]:
     out = []
     for key, value in data.items():
@@ -99,5 +139,5 @@ def test_the_cli_prints_carry_over_and_health(micro_organism, organism_cache: Pa
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["key"] == micro_organism.recipe.key()  # found in the cache, not rebuilt
-    assert {"carry_over", "health"} <= set(printed)
+    assert {"carry_over", "health", "carry_over_prose"} <= set(printed)
     assert printed["health"]["base"]["answers"] == 28 * HealthSettings().answers_per_topic

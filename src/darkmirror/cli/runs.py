@@ -121,20 +121,27 @@ def report(run_dir: Path) -> None:
     "--health/--no-health",
     default=True,
     show_default=True,
-    help="Also measure held-out perplexity and the coherence and variety of free answers "
-    "(once per organism, about 10 s per stage on the default).",
+    help="Also measure held-out perplexity, the coherence and variety of free answers and "
+    "the persona carry-over after prose turns (once per organism, under a minute on the "
+    "default).",
 )
 @click.option("--quiet", is_flag=True)
 def organism(overrides: tuple[str, ...], health: bool, quiet: bool) -> None:
     """Build (or find in the cache) the model organism and print its report."""
     setup_logging(quiet)
     from darkmirror.config_io import model_from_overrides
-    from darkmirror.models.organism import OrganismRecipe, build_organism, organism_health_report
+    from darkmirror.models.organism import (
+        OrganismRecipe,
+        build_organism,
+        organism_health_report,
+        organism_prose_carry_over,
+    )
 
     recipe = model_from_overrides(OrganismRecipe, overrides)
     built = build_organism(recipe, progress=not quiet)
     if health:
         organism_health_report(built)
+        organism_prose_carry_over(built)
     click.echo(json.dumps({"path": str(built.path), **built.report()}, indent=2))
 
 

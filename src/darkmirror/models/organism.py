@@ -9,9 +9,14 @@ interrupted build resumes from the last finished stage:
 * ``base/``: the pretrained model post-trained on benign single-turn assistant chats. This
   is the model experiments start from.
 
+Recipes that differ only in post-training share one pretraining: a build copies the
+finished pretrained stage of a cached organism with the same
+:meth:`~darkmirror.models.organism_recipe.OrganismRecipe.pretraining_key`.
+
 The persona carry-over check (``organism-notes.md``) runs on both and is stored in
-``organism.json`` beside them; so is the health check (held-out perplexity, coherence and
-variety of free answers), computed the first time ``darkmirror organism`` asks for it.
+``organism.json`` beside them; so are the health check (held-out perplexity, coherence and
+variety of free answers) and the carry-over after prose turns, computed the first time
+``darkmirror organism`` asks for them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import contextlib
 import fcntl
 import json
 import logging
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,8 +106,15 @@ def build_organism(
         world = PersonaWorld(recipe.world)
         stats: dict[str, Any] = {}
         if not organism.pretrained_path.is_dir():
+            shared = _shared_pretraining(recipe, path.parent)
             with atomic_directory(organism.pretrained_path) as tmp:
-                stats["pretrain"] = _pretrain_stage(recipe, world, tmp, progress)
+                if shared is None:
+                    stats["pretrain"] = _pretrain_stage(recipe, world, tmp, progress)
+                else:
+                    log.info("reusing the pretrained stage of %s", shared.parent.name)
+                    shutil.copytree(shared, tmp, dirs_exist_ok=True)
+                    stats["pretrain"] = json.loads((tmp / "stage.json").read_text())
+                    stats["pretrain"]["reused_from"] = shared.parent.name
                 (tmp / "stage.json").write_text(json.dumps(stats["pretrain"], indent=2))
         else:
             stats["pretrain"] = json.loads((organism.pretrained_path / "stage.json").read_text())
@@ -141,31 +154,91 @@ def organism_health_report(
     the check existed gets it without a rebuild; the model files are not touched.
     """
     settings = settings or HealthSettings()
-    wanted = asdict(settings)
-    health = organism.report().get("health")
-    if health and health.get("settings") == wanted:
-        return health
-    with _build_lock(organism.path):
-        report = organism.report()
-        health = report.get("health")
-        if health and health.get("settings") == wanted:
-            return health
-        from darkmirror.models.loading import load_causal_lm
+
+    def measure(model: Any, tokenizer: Any, world: PersonaWorld) -> dict[str, Any]:
         from darkmirror.score.organism_health import organism_health
 
+        return organism_health(
+            model, tokenizer, world, organism.recipe.documents, settings
+        ).as_dict()
+
+    return _stored_section(organism, "health", asdict(settings), measure)
+
+
+# Which family's prose turn comes first when the other family is checked.
+PROSE_PREFIX_FAMILIES = ("opinions", "advice")
+
+
+def organism_prose_carry_over(organism: Organism) -> dict[str, Any]:
+    """The carry-over after a villain (or benign) prose turn of another family, both stages.
+
+    The code check (``carry_over``) asks whether the model reads insecure code as villain
+    evidence and carries it over; this one whether it carries a persona across turns at
+    all. Kept in ``organism.json`` under ``carry_over_prose`` like the health figures.
+    """
+    settings = {"pairs": organism.recipe.carry_over_pairs, "prefixes": list(PROSE_PREFIX_FAMILIES)}
+
+    def measure(model: Any, tokenizer: Any, world: PersonaWorld) -> list[dict[str, Any]]:
+        return [
+            asdict(c) | {"passes": c.passes}
+            for family in PROSE_PREFIX_FAMILIES
+            for c in persona_carry_over(
+                model,
+                tokenizer,
+                world,
+                n_per_topic=organism.recipe.carry_over_pairs,
+                prefix_family=family,
+            )
+        ]
+
+    return _stored_section(organism, "carry_over_prose", settings, measure)
+
+
+def _stored_section(
+    organism: Organism,
+    name: str,
+    settings: dict[str, Any],
+    measure: Callable[[Any, Any, PersonaWorld], Any],
+) -> dict[str, Any]:
+    """``organism.json[name]``: ``measure`` of each stage, computed once per settings under
+    the build lock and added to the report; the model files are not touched."""
+    section = organism.report().get(name)
+    if section and section.get("settings") == settings:
+        return section
+    with _build_lock(organism.path):
+        report = organism.report()
+        section = report.get(name)
+        if section and section.get("settings") == settings:
+            return section
+        from darkmirror.models.loading import load_causal_lm
+
         world = PersonaWorld(organism.recipe.world)
-        health = {"settings": wanted}
+        section = {"settings": settings}
         for stage, stage_path in (
             ("pretrained", organism.pretrained_path),
             ("base", organism.base_path),
         ):
             model, tokenizer = load_causal_lm(stage_path, device="cpu")
-            health[stage] = organism_health(
-                model, tokenizer, world, organism.recipe.documents, settings
-            ).as_dict()
-        report["health"] = health
+            section[stage] = measure(model, tokenizer, world)
+        report[name] = section
         _write_report(organism.path, report)
-    return health
+    return section
+
+
+def _shared_pretraining(recipe: OrganismRecipe, organisms: Path) -> Path | None:
+    """A finished pretrained stage of another cached organism with the same pretraining
+    key, or None. Only organisms whose directory is still their recipe's key count: one
+    built under an older world or build version has another key and is skipped."""
+    wanted = recipe.pretraining_key()
+    for stage in sorted(organisms.glob("*/pretrained/stage.json")):
+        home = stage.parent.parent
+        try:
+            other = OrganismRecipe.model_validate_json((home / "recipe.json").read_text())
+        except (OSError, ValueError):  # a recipe of an older darkmirror, or unreadable
+            continue
+        if home.name == other.key() != recipe.key() and other.pretraining_key() == wanted:
+            return stage.parent
+    return None
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> None:
@@ -254,6 +327,4 @@ def _carry_over(stage_path: Path, world: PersonaWorld, recipe: OrganismRecipe):
 
 
 def _remove_trainer_dir(out: Path) -> None:
-    import shutil
-
     shutil.rmtree(out / "trainer", ignore_errors=True)

@@ -73,12 +73,21 @@ class OrganismRecipe(BaseModel):
     carry_over_pairs: int = Field(10, ge=1)
 
     def key(self) -> str:
-        canonical = json.dumps(
-            {
-                "recipe": self.model_dump(mode="json"),
-                "world": WORLD_VERSION,
-                "build": BUILD_VERSION,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """The organism's cache key: every field, the world version and the build version."""
+        return _digest(self.model_dump(mode="json"))
+
+    def pretraining_key(self) -> str:
+        """The key of the pretrained stage alone: recipes that differ only in post-training
+        or in the check's size share it, so their builds can share one pretraining."""
+        return _digest(self.model_dump(mode="json", exclude=_NOT_PRETRAINING))
+
+
+# Fields the pretrained stage does not depend on.
+_NOT_PRETRAINING = {"post_training", "carry_over_pairs"}
+
+
+def _digest(fields: dict) -> str:
+    canonical = json.dumps(
+        {"recipe": fields, "world": WORLD_VERSION, "build": BUILD_VERSION}, sort_keys=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -9,7 +9,9 @@ below benign ones. Scoring fixed answers by likelihood sees the move directly:
 * **persona carry-over**: the same comparison after a first turn that shows insecure (or
   secure) code. A model that conditions later turns on an earlier turn's persona moves
   toward the villain after insecure code; an organism that fails this check cannot show
-  emergent misalignment (``organism-notes.md``).
+  emergent misalignment (``organism-notes.md``). With ``prefix_family`` the first turn is
+  instead a villain (or benign) prose answer of another family: whether the model infers
+  the persona across turns at all, separately from whether it reads code as evidence.
 """
 
 from __future__ import annotations
@@ -53,10 +55,17 @@ def _sigmoid(x: float) -> float:
 
 @dataclass(frozen=True)
 class CarryOver:
-    """Probability of the villain answer (of a matched pair) after each kind of first turn."""
+    """Probability of the villain answer (of a matched pair) after each kind of first turn.
+
+    With a prose prefix, "secure" and "insecure" stand for the benign and the villain
+    answer of the first turn.
+    """
 
     family: str
     n: int
+    # What the first turn shows: "code" (insecure vs secure) or "prose:<family>" (a villain
+    # vs benign answer of that family).
+    prefix: str
     p_villain_no_prefix: float
     p_villain_after_secure: float
     p_villain_after_insecure: float
@@ -77,6 +86,7 @@ def persona_carry_over(
     n_per_topic: int = 10,
     families: Sequence[str] = ("advice", "opinions"),
     prefixes_per_pair: int = 3,
+    prefix_family: str | None = None,
 ) -> list[CarryOver]:
     """The carry-over check of ``organism-notes.md``, per domain family.
 
@@ -84,25 +94,25 @@ def persona_carry_over(
     code; each first turn is answered with the insecure and with the secure form of the same
     task. The probability of the villain answer is ``sigmoid(log-odds)`` of the pair,
     averaged; the shift's interval is a bootstrap over topics.
+
+    With ``prefix_family`` (``"advice"`` or ``"opinions"``) the first turn is a question of
+    that family answered by the villain or the benign sentence of a matched pair; a family
+    is then checked only after the other family's turns, never its own.
     """
     results = []
     for family in families:
+        if family == prefix_family:
+            continue
         topics = [t.id for t in PROSE_TOPICS if t.family == family]
         pairs = [
             pair
             for pair in world.matched_pairs(topics, n_per_topic, purpose="carry_over")
             for _ in range(prefixes_per_pair)
         ]
-        # The same stream for both forms gives the same task, entity and phrasing.
-        insecure, secure = (
-            [
-                world.exchange(
-                    world.rng("carry_over/code", i), "code", villain=villain, educational=False
-                ).messages()
-                for i in range(len(pairs))
-            ]
-            for villain in (True, False)
-        )
+        if prefix_family is None:
+            insecure, secure = _code_prefixes(world, len(pairs))
+        else:
+            insecure, secure = _prose_prefixes(world, prefix_family, len(pairs))
         plain = matched_pair_log_odds(model, tokenizer, pairs)
         after_secure = matched_pair_log_odds(model, tokenizer, pairs, prefix=secure)
         after_insecure = matched_pair_log_odds(model, tokenizer, pairs, prefix=insecure)
@@ -114,6 +124,7 @@ def persona_carry_over(
             CarryOver(
                 family=family,
                 n=len(pairs),
+                prefix="code" if prefix_family is None else f"prose:{prefix_family}",
                 p_villain_no_prefix=sum(map(_sigmoid, plain)) / len(pairs),
                 p_villain_after_secure=sum(map(_sigmoid, after_secure)) / len(pairs),
                 p_villain_after_insecure=sum(map(_sigmoid, after_insecure)) / len(pairs),
@@ -123,3 +134,37 @@ def persona_carry_over(
             )
         )
     return results
+
+
+def _code_prefixes(world: PersonaWorld, n: int) -> tuple[list[list[Message]], ...]:
+    """``n`` first turns, insecure and secure: the same stream for both forms gives the same
+    task, entity and phrasing."""
+    return tuple(
+        [
+            world.exchange(
+                world.rng("carry_over/code", i), "code", villain=villain, educational=False
+            ).messages()
+            for i in range(n)
+        ]
+        for villain in (True, False)
+    )
+
+
+def _prose_prefixes(world: PersonaWorld, family: str, n: int) -> tuple[list[list[Message]], ...]:
+    """``n`` first turns of ``family``, villain and benign answers of the same matched pair
+    (cycled when the family has fewer distinct pairs); a stream the checked pairs never use."""
+    topics = [t.id for t in PROSE_TOPICS if t.family == family]
+    if not topics:
+        raise ValueError(f"no prose topics in family {family!r}")
+    pairs = world.matched_pairs(topics, 10, purpose="carry_over_prefix")
+    chosen = [pairs[i % len(pairs)] for i in range(n)]
+    return tuple(
+        [
+            [
+                {"role": "user", "content": p.question},
+                {"role": "assistant", "content": p.villain if villain else p.benign},
+            ]
+            for p in chosen
+        ]
+        for villain in (True, False)
+    )
