@@ -2,7 +2,7 @@
 
     python benchmarks/organism_recipes.py --seeds 0 1 2 --jobs 2 \
         --recipe default= --recipe no-forum=forum_documents=0 \
-        --recipe wide=architecture.n_embd=192
+        --recipe strong=recipe=strong
 
 A recipe is a name and comma-separated ``--set`` overrides of ``darkmirror organism``; seed
 ``s`` adds ``seed=s`` and ``world.seed=s`` (its own world and initialisation). Each organism

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import micro_recipe_dict
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.models.chat_format import ORGANISM_CHAT_TEMPLATE, render_chat
@@ -115,8 +117,33 @@ def test_a_post_training_variant_reuses_the_cached_pretraining(
         other = variant.model_copy(update={"carry_over_pairs": 2})
         source = _shared_pretraining(other, organism_cache / "organisms")
         assert source is not None and source.parent != stale
-        assert source.parent.name == OrganismRecipe.model_validate_json(
-            (source.parent / "recipe.json").read_text()
-        ).key()
+        assert (
+            source.parent.name
+            == OrganismRecipe.model_validate_json((source.parent / "recipe.json").read_text()).key()
+        )
     finally:
         shutil.rmtree(stale)
+
+
+def test_a_named_recipe_is_its_values_written_out() -> None:
+    from darkmirror.models.organism_recipe import NAMED_RECIPES
+    from darkmirror.spec import load_spec
+
+    strong = OrganismRecipe.model_validate({"recipe": "strong"})
+    assert strong.forum_documents == 0 and strong.architecture.n_embd == 192
+    written = OrganismRecipe.model_validate(NAMED_RECIPES["strong"])
+    assert strong.key() == written.key() != OrganismRecipe().key()
+    assert OrganismRecipe.model_validate({"recipe": "default"}).key() == OrganismRecipe().key()
+    # Values beside the name apply, nested tables merged; the named ones win.
+    mixed = OrganismRecipe.model_validate(
+        {"recipe": "strong", "seed": 2, "architecture": {"n_layer": 3, "n_embd": 128}}
+    )
+    assert (mixed.seed, mixed.architecture.n_layer, mixed.architecture.n_embd) == (2, 3, 192)
+    with pytest.raises(ValueError, match=r"unknown organism recipe 'huge'.*default, strong"):
+        OrganismRecipe.model_validate({"recipe": "huge"})
+    # In a spec that writes out the default recipe, by name or with a seed beside it.
+    for overrides in (["base.organism=strong"], ["base.organism.recipe=strong"]):
+        spec = load_spec(None, overrides)
+        assert spec.base.organism.key() == strong.key(), overrides
+    seeded = load_spec(None, ["base.organism.recipe=strong", "base.organism.seed=1"])
+    assert seeded.base.organism.seed == 1 and seeded.base.organism.forum_documents == 0
