@@ -49,19 +49,16 @@ def _ensure(overrides: list[str], threads: int, log: Path) -> None:
 def _row(name: str, seed: int, report: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"recipe": name, "seed": seed, "key": report["key"]}
     for stage in ("pretrained", "base"):
-        for check in report["carry_over"][stage]:
-            prefix = f"{stage}.{check['family']}"
+        # The code check, then the prose check (its keys get ".prose"); same fields.
+        checks = [(c, "") for c in report["carry_over"][stage]]
+        checks += [(c, ".prose") for c in report["carry_over_prose"][stage]]
+        for check, kind in checks:
+            prefix = f"{stage}.{check['family']}{kind}"
             row[f"{prefix}.shift"] = check["log_odds_shift"]
             row[f"{prefix}.lo"] = check["log_odds_shift_lo"]
             row[f"{prefix}.hi"] = check["log_odds_shift_hi"]
             row[f"{prefix}.p_secure"] = check["p_villain_after_secure"]
             row[f"{prefix}.p_insecure"] = check["p_villain_after_insecure"]
-        for check in report["carry_over_prose"][stage]:
-            prefix = f"{stage}.{check['family']}.prose"
-            for field in ("shift", "lo", "hi"):
-                row[f"{prefix}.{field}"] = check[
-                    f"log_odds_shift{'' if field == 'shift' else '_' + field}"
-                ]
         for key, value in report.get("health", {}).get(stage, {}).items():
             row[f"{stage}.health.{key}"] = value
     row["build_min"] = (

@@ -122,8 +122,7 @@ def report(run_dir: Path) -> None:
     default=True,
     show_default=True,
     help="Also measure held-out perplexity, the coherence and variety of free answers and "
-    "the persona carry-over after prose turns (once per organism, under a minute on the "
-    "default).",
+    "the persona carry-over after prose turns (once per organism, kept in organism.json).",
 )
 @click.option("--quiet", is_flag=True)
 def organism(overrides: tuple[str, ...], health: bool, quiet: bool) -> None:
