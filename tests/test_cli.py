@@ -128,6 +128,32 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path, organism_cache: Pat
     assert "resume" in err and "Traceback" not in err
 
 
+def test_sigterm_mid_step_exits_143_and_leaves_no_half_written_step(
+    tmp_path: Path, organism_cache: Path
+) -> None:
+    spec, out = micro_spec(tmp_path), tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)],
+        env=subprocess_env(organism_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "steps").glob(".finetune-*tmp*")):
+        time.sleep(0.02)
+    assert list((out / "steps").glob(".finetune-*tmp*")), "no fine-tune step was caught running"
+    proc.send_signal(signal.SIGTERM)  # what a scheduler or `timeout` sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated" in err and "resume" in err and "Traceback" not in err
+    assert not list((out / "steps").glob(".*tmp*"))
+    resumed = darkmirror_cli(
+        "run", str(spec), "--out", str(out), env=subprocess_env(organism_cache)
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [

@@ -1,8 +1,9 @@
 """The ``darkmirror`` command group, its logging and its error handling.
 
 Errors a user can fix (bad spec, bad dataset line, unreachable model) print one line and
-exit with status 2; Ctrl-C exits with 130 and leaves every finished step in place, so the
-same command resumes.
+exit with status 2; Ctrl-C exits with 130 and SIGTERM (a scheduler's kill, a ``timeout``)
+with 143, both leaving every finished step in place and no half-written one, so the same
+command resumes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,19 +44,35 @@ def setup_logging(quiet: bool) -> None:
         sys.modules["transformers"].logging.set_verbosity_error()
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception in the main thread. Python's default for SIGTERM ends the
+    process at once, so ``finally`` blocks never run and a step's temporary directory (an
+    organism's half-trained stage) stays behind; raised instead, it unwinds like Ctrl-C.
+    A BaseException, so no step's ``except Exception`` swallows it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+_RESUME_HINT = "finished steps are kept; run the same command again to resume"
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return super().invoke(ctx)
         except DarkmirrorError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            click.echo(
-                "\ninterrupted: finished steps are kept; run the same command again to resume",
-                err=True,
-            )
+            click.echo(f"\ninterrupted: {_RESUME_HINT}", err=True)
             sys.exit(130)
+        except _Terminated:
+            click.echo(f"\nterminated: {_RESUME_HINT}", err=True)
+            sys.exit(128 + signal.SIGTERM)
 
 
 @click.group(cls=_Group)
