@@ -41,6 +41,18 @@ def micro_spec(tmp_path: Path, **evaluation: object) -> Path:
     return path
 
 
+def _start_run(spec: Path, out: Path, cache: Path) -> subprocess.Popen:
+    """``darkmirror run`` in a child process that hears Ctrl-C and SIGTERM as a user's would."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)],
+        env=subprocess_env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+
+
 def test_micro_run_end_to_end_then_resume(
     tmp_path: Path, micro_organism, organism_cache: Path
 ) -> None:
@@ -85,14 +97,7 @@ def test_a_run_killed_midway_resumes_and_corrupts_nothing(
     tmp_path: Path, micro_organism, organism_cache: Path
 ) -> None:
     spec, out = micro_spec(tmp_path), tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)],
-        env=subprocess_env(organism_cache),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_sigint,
-    )
+    proc = _start_run(spec, out, organism_cache)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "steps").glob("finetune-*/step.json")):
         time.sleep(0.2)
@@ -111,14 +116,7 @@ def test_a_run_killed_midway_resumes_and_corrupts_nothing(
 
 def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path: Path, organism_cache: Path) -> None:
     spec = micro_spec(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(tmp_path / "run")],
-        env=subprocess_env(organism_cache),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_sigint,
-    )
+    proc = _start_run(spec, tmp_path / "run", organism_cache)
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "run" / "spec.json").exists():
         time.sleep(0.1)
@@ -132,13 +130,7 @@ def test_sigterm_mid_step_exits_143_and_leaves_no_half_written_step(
     tmp_path: Path, organism_cache: Path
 ) -> None:
     spec, out = micro_spec(tmp_path), tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "darkmirror", "run", str(spec), "--out", str(out)],
-        env=subprocess_env(organism_cache),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_run(spec, out, organism_cache)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "steps").glob(".finetune-*tmp*")):
         time.sleep(0.02)
