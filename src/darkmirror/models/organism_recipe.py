@@ -52,7 +52,8 @@ class PostTraining(BaseModel):
 NAMED_RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     # No forum threads, width 192: post-trained carry-over +1.0 to +2.1 nats on three
-    # organism seeds where the default gives +0.1 to +0.3; about twice the build time.
+    # organism seeds where the default gives +0.1 to +0.3. A cold `darkmirror run` takes 1.5x
+    # the default's, past the 15-minute budget on two cores (BENCHMARKS.md), so not default.
     "strong": {"forum_documents": 0, "architecture": {"n_embd": 192}},
 }
 
