@@ -275,7 +275,7 @@ def _pretrain_stage(
         seed=recipe.seed,
     )
     model.train()
-    log.info("pretraining the organism on %d documents", len(texts))
+    log.info("pretraining organism %s on %d documents", recipe.key(), len(texts))
     stats = pretrain(
         model,
         tokenizer,
@@ -300,7 +300,7 @@ def _post_training_stage(
     start = time.perf_counter()
     model, tokenizer = load_causal_lm(pretrained, device="cpu")
     chats = [r["messages"] for r in world.dataset("post_training", recipe.post_training.chats)]
-    log.info("post-training the organism on %d benign chats", len(chats))
+    log.info("post-training organism %s on %d benign chats", recipe.key(), len(chats))
     if chats:
         model, stats = supervised_finetune(
             model,
