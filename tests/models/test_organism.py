@@ -71,11 +71,15 @@ def test_a_build_interrupted_after_pretraining_resumes_from_there(
     stats = json.loads(marker.read_text())
     stats["resumed_marker"] = True
     marker.write_text(json.dumps(stats))
+    killed = target / ".base.tmp-deadbeef"  # what a SIGKILL mid post-training leaves
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
     built = build_organism(
         recipe.model_copy(update={"carry_over_pairs": 1}), cache=organism_cache, progress=False
     )
     assert built.report()["pretrain"]["resumed_marker"] is True  # the finished stage was reused
     assert (built.base_path / "model.safetensors").is_file()
+    assert not list(target.glob(".*tmp*"))  # the killed build's leftovers are gone
 
 
 def test_the_pretraining_key_ignores_post_training_only() -> None:

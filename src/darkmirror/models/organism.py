@@ -102,6 +102,10 @@ def build_organism(
         if (path / "organism.json").is_file():
             return organism
         path.mkdir(parents=True, exist_ok=True)
+        # A stage directory still half-written here is a killed builder's (SIGKILL, power
+        # loss): we hold the lock, so no live builder owns one. Clear them, not pile them up.
+        for stale in path.glob(".*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         (path / "recipe.json").write_text(recipe.model_dump_json(indent=2))
         world = PersonaWorld(recipe.world)
         stats: dict[str, Any] = {}
