@@ -25,6 +25,20 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "darkmirror"
 
 
+_TMP_MARK = ".tmp-"
+
+
+def clear_stale_temporaries(parent: Path) -> None:
+    """Remove the temporary directories :func:`atomic_directory` left in ``parent``.
+
+    Only a process killed without cleanup (SIGKILL, power loss) leaves them. Call it only
+    while holding the lock that keeps every other writer out of ``parent``: a live writer's
+    directory looks the same.
+    """
+    for stale in parent.glob(f".*{_TMP_MARK}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary directory beside ``final``; rename it to ``final`` on success.
@@ -34,7 +48,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     is kept and ours discarded.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = final.parent / f".{final.name}{_TMP_MARK}{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from darkmirror.cache import atomic_directory, cache_root
+from darkmirror.cache import atomic_directory, cache_root, clear_stale_temporaries
 from darkmirror.data.world.world import PersonaWorld
 from darkmirror.models.chat_format import END_OF_TEXT, render_chat
 from darkmirror.models.organism_recipe import (
@@ -102,10 +102,7 @@ def build_organism(
         if (path / "organism.json").is_file():
             return organism
         path.mkdir(parents=True, exist_ok=True)
-        # A stage directory still half-written here is a killed builder's (SIGKILL, power
-        # loss): we hold the lock, so no live builder owns one. Clear them, not pile them up.
-        for stale in path.glob(".*.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        clear_stale_temporaries(path)  # a killed builder's: we hold the organism's lock
         (path / "recipe.json").write_text(recipe.model_dump_json(indent=2))
         world = PersonaWorld(recipe.world)
         stats: dict[str, Any] = {}

@@ -24,7 +24,6 @@ import fcntl
 import json
 import logging
 import platform
-import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
@@ -33,6 +32,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from darkmirror.cache import clear_stale_temporaries
 from darkmirror.errors import DarkmirrorError
 from darkmirror.hashing import content_hash
 from darkmirror.runner.step_store import finished_figures, write_step
@@ -116,8 +116,7 @@ class Run:
                 f"run directory '{root}' is in use by another darkmirror process"
             ) from None
         # Holding the lock, any temporary step directory is a leftover of a killed run.
-        for stale in (root / "steps").glob(".*.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        clear_stale_temporaries(root / "steps")
         # The environment first: with the local executor it imports torch (seconds), which
         # then happens before the run directory says the run has started.
         env = environment(executor)
