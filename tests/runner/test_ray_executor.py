@@ -109,6 +109,16 @@ def test_a_failing_step_fails_the_run_with_its_own_error_and_keeps_the_rest(
     assert finished == {"a", "other"}  # b failed, c never ran, the independent step finished
 
 
+def test_a_one_cpu_scan_shard_starts_one_semgrep_process(cluster: None) -> None:
+    # A scan shard is a one-CPU task (scan/distributed.py); semgrep_jobs = "auto" must not
+    # start a process per CPU of the node in every shard.
+    from darkmirror.scan.detectors.semgrep import auto_jobs
+
+    one, two = (ray.remote(num_cpus=n)(auto_jobs) for n in (1, 2))
+    assert ray.get(one.remote()) == 1
+    assert ray.get(two.remote()) == 2
+
+
 def test_a_worker_that_cannot_see_the_run_directory_stops_the_run(
     tmp_path: Path, cluster: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from darkmirror.scan.detectors.code import code_of
 from darkmirror.scan.detectors.duplicates import lsh_bands
 from darkmirror.scan.detectors.secrets import luhn_valid, redact
 from darkmirror.scan.detectors.semgrep import (
+    MAX_AUTO_JOBS,
     SemgrepEngine,
+    auto_jobs,
     find_semgrep,
     load_rules,
     rule_files,
@@ -251,6 +254,44 @@ def test_code_detector_without_semgrep_executable(monkeypatch: pytest.MonkeyPatc
 def test_code_detector_requires_semgrep_when_asked() -> None:
     with pytest.raises(DarkmirrorError, match="not found"):
         CodeDetector(semgrep="/nonexistent/bin/semgrep")
+
+
+def test_semgrep_jobs_auto_follows_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ray sets OMP_NUM_THREADS to a task's CPUs: a one-CPU scan shard runs one process.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert auto_jobs() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert auto_jobs() == min(3, MAX_AUTO_JOBS)
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert auto_jobs() == MAX_AUTO_JOBS
+    for unset in ("", "not-a-number", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert auto_jobs() == max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_JOBS))
+
+
+@pytest.mark.parametrize("jobs", [0, -2, "two", 1.5, True])
+def test_code_detector_rejects_bad_semgrep_jobs(jobs: object) -> None:
+    with pytest.raises(DarkmirrorError, match=r"detectors\.code\.semgrep_jobs: expected"):
+        CodeDetector(semgrep=False, semgrep_jobs=jobs)  # type: ignore[arg-type]
+    with pytest.raises(DarkmirrorError, match="semgrep_jobs"):
+        build_detectors({"code": {"semgrep": False, "semgrep_jobs": jobs}})
+
+
+@needs_semgrep
+def test_semgrep_jobs_change_speed_not_findings() -> None:
+    records = [
+        chat(f"```python\n{code}```", position=i)
+        for i, code in enumerate([FLASK_XSS, FLASK_ESCAPED, PATH_TRAVERSAL, SQL_FORMAT] * 3)
+    ]
+    found = {}
+    for jobs in (1, 2):
+        detector = CodeDetector(semgrep=True, semgrep_jobs=jobs)
+        assert detector._semgrep is not None and detector._semgrep.jobs == jobs
+        found[jobs] = detector.scan(records)
+    assert found[2] == found[1]
+    assert "web.xss-unescaped-request-data" in rules_of(found[2][0])
 
 
 # Per rule: code with the flaw, and code doing the same job without it.

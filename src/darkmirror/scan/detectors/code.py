@@ -23,7 +23,7 @@ from typing import Any
 
 from darkmirror.errors import DarkmirrorError
 from darkmirror.scan.detectors.base import Finding, ScanRecord, add_counts, describe, share
-from darkmirror.scan.detectors.semgrep import SemgrepEngine, find_semgrep
+from darkmirror.scan.detectors.semgrep import SemgrepEngine, auto_jobs, find_semgrep
 from darkmirror.score.code_security import (
     DEFAULT_SKIP_RULES,
     BanditScanner,
@@ -89,6 +89,16 @@ def code_of(text: str) -> str | None:
     return None  # a word, a number list, a bare expression: not a program
 
 
+def _semgrep_jobs(value: int | str) -> int:
+    if value == "auto":
+        return auto_jobs()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise DarkmirrorError(
+        f'detectors.code.semgrep_jobs: expected "auto" or a whole number >= 1, got {value!r}'
+    )
+
+
 class CodeDetector:
     """Flag records whose code has a vulnerability, with bandit and semgrep.
 
@@ -96,13 +106,16 @@ class CodeDetector:
         semgrep: ``"auto"`` to use semgrep when its executable is found, ``True`` to
             require it, ``False`` for bandit alone, or a path to the executable.
         semgrep_experimental: Run semgrep's OCaml command line (fast start).
-        semgrep_jobs: Semgrep worker processes per batch.
+        semgrep_jobs: Semgrep worker processes per batch: a number, or ``"auto"`` for the
+            CPUs this process may use (see :func:`~darkmirror.scan.detectors.semgrep.auto_jobs`).
+            Speed only: the findings and the certificate are the same.
         bandit_skip_rules: bandit rule ids to switch off.
         bandit_min_severity: Lowest bandit severity reported.
         bandit_min_confidence: Lowest bandit confidence reported.
 
     Raises:
-        DarkmirrorError: ``semgrep=True`` or a path, and no working semgrep there.
+        DarkmirrorError: ``semgrep=True`` or a path, and no working semgrep there, or
+            ``semgrep_jobs`` neither ``"auto"`` nor a positive whole number.
     """
 
     name = "code"
@@ -113,11 +126,12 @@ class CodeDetector:
         semgrep: bool | str = "auto",
         *,
         semgrep_experimental: bool = True,
-        semgrep_jobs: int = 1,
+        semgrep_jobs: int | str = "auto",
         bandit_skip_rules: Iterable[str] = DEFAULT_SKIP_RULES,
         bandit_min_severity: str = "LOW",
         bandit_min_confidence: str = "LOW",
     ) -> None:
+        jobs = _semgrep_jobs(semgrep_jobs)
         self._bandit = BanditScanner(
             bandit_min_severity, bandit_min_confidence, skip_rules=bandit_skip_rules
         )
@@ -137,7 +151,7 @@ class CodeDetector:
                 self.semgrep_missing = "semgrep executable not found (pip install semgrep)"
             else:
                 self._semgrep = SemgrepEngine(
-                    executable, experimental=semgrep_experimental, jobs=semgrep_jobs
+                    executable, experimental=semgrep_experimental, jobs=jobs
                 )
         self.engines = [f"bandit {self._bandit.version}"]
         if self._semgrep is not None:
