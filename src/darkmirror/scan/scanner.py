@@ -292,16 +292,24 @@ def _ordered_findings(
     detectors: Sequence[Any], key_files: Sequence[Path]
 ) -> Iterator[tuple[int, list[Finding]]]:
     """``(position, findings)`` of the ordered detectors, record by record, in file order."""
-    maps = [
-        np.memmap(p, dtype=d.key_dtype, mode="r") if p.stat().st_size else np.zeros(0, d.key_dtype)
-        for d, p in zip(detectors, key_files, strict=True)
-    ]
-    rows = len(maps[0]) if maps else 0
-    for start in range(0, rows, _MERGE_CHUNK):
-        chunks = [np.array(m[start : start + _MERGE_CHUNK]) for m in maps]
-        results = [d.match(chunk) for d, chunk in zip(detectors, chunks, strict=True)]
-        for i, position in enumerate(chunks[0]["position"]):
-            yield int(position), [f for per in results for f in per[i]]
+    if not detectors:
+        return
+    # Read in chunks, not through np.memmap: a memory map's pages count in the driver's
+    # RSS (and a container's memory limit) until the map is closed, 177 bytes per record
+    # for the duplicates keys; chunked reads keep the merge at one chunk.
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(p.open("rb")) for p in key_files]
+        while True:
+            chunks = [
+                np.fromfile(h, dtype=d.key_dtype, count=_MERGE_CHUNK)
+                for d, h in zip(detectors, handles, strict=True)
+            ]
+            if not len(chunks[0]):
+                return
+            results = [d.match(chunk) for d, chunk in zip(detectors, chunks, strict=True)]
+            for i, position in enumerate(chunks[0]["position"]):
+                yield int(position), [f for per in results for f in per[i]]
+            del chunks, results  # before the next chunk is read: one chunk at a time
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
