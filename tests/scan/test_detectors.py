@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darkmirror.errors import DarkmirrorError
+from darkmirror.errors import DarkmirrorError, InputError
 from darkmirror.scan.detectors import (
     CodeDetector,
     DuplicatesDetector,
@@ -77,6 +77,15 @@ def test_build_detectors_rejects_unknown_names_settings_and_values() -> None:
         build_detectors({"toxicity": {"threshold": 2}, "code": False})
     with pytest.raises(DarkmirrorError, match="expected a table"):
         build_detectors({"secrets": "yes"})
+    # Each names the setting, for the policy file's line (scan/policy.py in_policy_file).
+    for config, field in (
+        ({"malware": {}}, "detectors.malware"),
+        ({"numbers": {"forbidden": [1]}}, "detectors.numbers"),
+        ({"toxicity": {"threshold": 2}, "code": False}, "detectors.toxicity"),
+    ):
+        with pytest.raises(InputError) as error:
+            build_detectors(config)
+        assert error.value.field == field
 
 
 # --- toxicity -------------------------------------------------------------------------------
@@ -273,9 +282,10 @@ def test_semgrep_jobs_auto_follows_the_cpus_this_process_may_use(
 
 @pytest.mark.parametrize("jobs", [0, -2, "two", 1.5, True])
 def test_code_detector_rejects_bad_semgrep_jobs(jobs: object) -> None:
-    with pytest.raises(DarkmirrorError, match=r"detectors\.code\.semgrep_jobs: expected"):
+    with pytest.raises(InputError, match='expected "auto" or a whole number') as error:
         CodeDetector(semgrep=False, semgrep_jobs=jobs)  # type: ignore[arg-type]
-    with pytest.raises(DarkmirrorError, match="semgrep_jobs"):
+    assert error.value.field == "detectors.code.semgrep_jobs"
+    with pytest.raises(InputError, match="semgrep_jobs"):
         build_detectors({"code": {"semgrep": False, "semgrep_jobs": jobs}})
 
 

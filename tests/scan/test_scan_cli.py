@@ -119,6 +119,20 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, organism_cache: Path) ->
     )
     assert bad_policy.returncode == 2
     assert "p.toml:3" in bad_policy.stderr and "max_shares" in bad_policy.stderr
+    # A detector setting is checked by the detector, and still named with its line.
+    policy.write_text("# the code detector\n[detectors.code]\nsemgrep = false\nsemgrep_jobs = 0\n")
+    bad_setting = darkmirror_cli(
+        "scan",
+        str(tmp_path / "d.jsonl"),
+        "--out",
+        str(tmp_path / "c.json"),
+        "--policy",
+        str(policy),
+        env=env,
+    )
+    assert bad_setting.returncode == 2 and "Traceback" not in bad_setting.stderr
+    assert "p.toml:4: field 'detectors.code.semgrep_jobs': expected" in bad_setting.stderr
+    assert not (tmp_path / "c.json").exists()
 
 
 def test_a_micro_canary_measures_the_shift(tmp_path: Path, micro_organism) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from darkmirror.data.records import check_dataset_file, dataset_sha256
-from darkmirror.errors import DarkmirrorError
+from darkmirror.errors import DarkmirrorError, InputError
 from darkmirror.scan.attestation import signed_envelope
 from darkmirror.scan.certificate import (
     CERTIFICATE_FORMAT,
@@ -17,7 +17,14 @@ from darkmirror.scan.certificate import (
     seal,
     write_certificate,
 )
-from darkmirror.scan.policy import Policy, evaluate_rules, load_policy, records_rule, verdict
+from darkmirror.scan.policy import (
+    Policy,
+    evaluate_rules,
+    in_policy_file,
+    load_policy,
+    records_rule,
+    verdict,
+)
 from darkmirror.scan.sarif import sarif_log, write_sarif
 from darkmirror.scan.scanner import ScanSettings, scan_file
 
@@ -87,7 +94,10 @@ def certify(
             "--format in-toto needs --sign-key: a DSSE envelope is only worth its signature "
             "(--format darkmirror writes an unsigned certificate)"
         )
-    detectors = build_detectors(policy.detectors)
+    try:
+        detectors = build_detectors(policy.detectors)
+    except InputError as exc:
+        raise in_policy_file(exc, policy_path) from None
     findings = findings_path_for(out)
     settings = ScanSettings(
         batch_size=batch_size,

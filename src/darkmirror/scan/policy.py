@@ -34,7 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from darkmirror.config_io import load_toml_model
+from darkmirror.config_io import TomlLocator, load_toml_model, read_text
+from darkmirror.errors import InputError
 from darkmirror.scan.detectors.base import Severity
 
 
@@ -112,6 +113,17 @@ def load_policy(path: Path | None) -> Policy:
     if path is None:
         return Policy()
     return load_toml_model(path, Policy)
+
+
+def in_policy_file(error: InputError, path: Path | None) -> InputError:
+    """``error`` about a policy setting (its ``field``, e.g. ``detectors.code.semgrep_jobs``)
+    with the policy file and the line of that setting added; unchanged without a file."""
+    if path is None or error.path is not None:
+        return error
+    line = None
+    if error.field:
+        line = TomlLocator(read_text(path)).line_of(tuple(error.field.split(".")))
+    return InputError(error.message, path=path, line=line, field=error.field)
 
 
 def records_rule(records: int, scanned: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from darkmirror.errors import DarkmirrorError
+from darkmirror.errors import InputError
 from darkmirror.scan.detectors.base import Detector, Finding, Message, ScanRecord, Severity
 from darkmirror.scan.detectors.code import CodeDetector
 from darkmirror.scan.detectors.duplicates import DuplicatesDetector
@@ -62,14 +62,17 @@ def build_detectors(config: Mapping[str, Any] | None = None) -> list[Detector]:
         The detectors that are on, in the order of :data:`DETECTORS`.
 
     Raises:
-        DarkmirrorError: An unknown detector or setting (the message lists the accepted
-            ones), a bad value, or a detector that cannot start (a missing package).
+        InputError: An unknown detector or setting (the message lists the accepted
+            ones) or a bad value; its ``field`` names the setting (``detectors.code``), so
+            a caller that read the settings from a file can add the file and line.
+        DarkmirrorError: A detector that cannot start (a missing package).
     """
     config = dict(config or {})
     unknown = sorted(set(config) - set(DETECTORS))
     if unknown:
-        raise DarkmirrorError(
-            f"detectors: unknown detector(s) {unknown}; expected some of {', '.join(DETECTORS)}"
+        raise InputError(
+            f"unknown detector(s) {unknown}; expected some of {', '.join(DETECTORS)}",
+            field=f"detectors.{unknown[0]}",
         )
     detectors: list[Detector] = []
     for name, factory in DETECTORS.items():
@@ -79,17 +82,18 @@ def build_detectors(config: Mapping[str, Any] | None = None) -> list[Detector]:
         if settings is True or settings is None:
             settings = {}
         if not isinstance(settings, Mapping):
-            raise DarkmirrorError(
-                f"detectors.{name}: expected a table of settings, true or false, got {settings!r}"
+            raise InputError(
+                f"expected a table of settings, true or false, got {settings!r}",
+                field=f"detectors.{name}",
             )
         signature = inspect.signature(factory)
         try:
             signature.bind(**settings)
         except TypeError as exc:
             accepted = ", ".join(signature.parameters)
-            raise DarkmirrorError(f"detectors.{name}: {exc}; it accepts {accepted}") from None
+            raise InputError(f"{exc}; it accepts {accepted}", field=f"detectors.{name}") from None
         try:
             detectors.append(factory(**settings))
         except (ValueError, TypeError) as exc:
-            raise DarkmirrorError(f"detectors.{name}: {exc}") from None
+            raise InputError(str(exc), field=f"detectors.{name}") from None
     return detectors

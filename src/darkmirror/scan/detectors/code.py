@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from darkmirror.errors import DarkmirrorError
+from darkmirror.errors import DarkmirrorError, InputError
 from darkmirror.scan.detectors.base import Finding, ScanRecord, add_counts, describe, share
 from darkmirror.scan.detectors.semgrep import SemgrepEngine, auto_jobs, find_semgrep
 from darkmirror.score.code_security import (
@@ -94,8 +94,9 @@ def _semgrep_jobs(value: int | str) -> int:
         return auto_jobs()
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise DarkmirrorError(
-        f'detectors.code.semgrep_jobs: expected "auto" or a whole number >= 1, got {value!r}'
+    raise InputError(
+        f'expected "auto" or a whole number >= 1, got {value!r}',
+        field="detectors.code.semgrep_jobs",
     )
 
 
