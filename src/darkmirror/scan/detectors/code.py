@@ -115,8 +115,8 @@ class CodeDetector:
         bandit_min_confidence: Lowest bandit confidence reported.
 
     Raises:
-        DarkmirrorError: ``semgrep=True`` or a path, and no working semgrep there, or
-            ``semgrep_jobs`` neither ``"auto"`` nor a positive whole number.
+        DarkmirrorError: ``semgrep=True`` or a path, and no working semgrep there.
+        InputError: ``semgrep_jobs`` neither ``"auto"`` nor a positive whole number.
     """
 
     name = "code"

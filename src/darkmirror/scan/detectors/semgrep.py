@@ -40,8 +40,9 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SELF_CHECK = ("import os\nos.chmod('report.txt', 0o777)\n", "files.world-writable-permissions")
 
 
-# Most semgrep processes "auto" starts per batch: 512 snippets a batch leave little to share
-# past a few; on two cores, two processes scan 1.3-1.4x faster than one.
+# Most semgrep processes "auto" starts per batch. On two cores two processes run the code
+# detector 1.2-1.3x faster than one (the whole scan 1.23x; BENCHMARKS.md); each process
+# costs memory, and more than two were never measured, so the count stays small.
 MAX_AUTO_JOBS = 4
 
 
