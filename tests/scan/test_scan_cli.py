@@ -108,28 +108,13 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, organism_cache: Path) ->
     policy = tmp_path / "p.toml"
     policy.write_text('[[rules]]\ndetector = "code"\nmax_shares = 0.1\n')
     _write(tmp_path / "d.jsonl", [_chat("q", "a")])
-    bad_policy = darkmirror_cli(
-        "scan",
-        str(tmp_path / "d.jsonl"),
-        "--out",
-        str(tmp_path / "c.json"),
-        "--policy",
-        str(policy),
-        env=env,
-    )
+    scan_args = ("scan", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "c.json"))
+    bad_policy = darkmirror_cli(*scan_args, "--policy", str(policy), env=env)
     assert bad_policy.returncode == 2
     assert "p.toml:3" in bad_policy.stderr and "max_shares" in bad_policy.stderr
     # A detector setting is checked by the detector, and still named with its line.
     policy.write_text("# the code detector\n[detectors.code]\nsemgrep = false\nsemgrep_jobs = 0\n")
-    bad_setting = darkmirror_cli(
-        "scan",
-        str(tmp_path / "d.jsonl"),
-        "--out",
-        str(tmp_path / "c.json"),
-        "--policy",
-        str(policy),
-        env=env,
-    )
+    bad_setting = darkmirror_cli(*scan_args, "--policy", str(policy), env=env)
     assert bad_setting.returncode == 2 and "Traceback" not in bad_setting.stderr
     assert "p.toml:4: field 'detectors.code.semgrep_jobs': expected" in bad_setting.stderr
     assert not (tmp_path / "c.json").exists()
