@@ -40,9 +40,9 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SELF_CHECK = ("import os\nos.chmod('report.txt', 0o777)\n", "files.world-writable-permissions")
 
 
-# Most semgrep processes "auto" starts per batch. On two cores two processes run the code
-# detector 1.2-1.3x faster than one (the whole scan 1.23x; BENCHMARKS.md); each process
-# costs memory, and more than two were never measured, so the count stays small.
+# Most semgrep processes "auto" starts per batch. On two cores two processes make a scan
+# 1.23x faster than one (BENCHMARKS.md, "The data scan"); each process costs memory, and
+# more than two were never measured, so the count stays small.
 MAX_AUTO_JOBS = 4
 
 
